@@ -1,0 +1,1 @@
+"""laecips_cloud: thin rclpy nodes over laecips_core."""

@@ -1,0 +1,1 @@
+"""laecips_edge: thin rclpy nodes over laecips_core."""

@@ -19,7 +19,7 @@ demo: setup
 	$(ENV) && python scripts/demo.py
 
 bench: setup
-	$(ENV) && python bench/bench_core.py
+	$(ENV) && python bench/run_all.py
 
 lint: setup
 	$(ENV) && ruff check src test bench launch scripts

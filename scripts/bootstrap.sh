@@ -7,6 +7,8 @@ cd "$root"
 venv=$root/.venv
 py=${PYTHON:-python3}
 stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
+# pip warns about every package missing from this machine's local mirrors; that is noise here.
+quiet_pip() { "$venv/bin/python" -m pip "$@" 2> >(grep -v "^WARNING: Location '" >&2); }
 
 if [ ! -x "$venv/bin/python" ]; then
   echo "bootstrap: creating $venv"
@@ -15,8 +17,8 @@ fi
 req_stamp=$(stamp_of requirements.txt)
 if [ "$(cat "$venv/.laecips-req" 2>/dev/null)" != "$req_stamp" ]; then
   echo "bootstrap: installing pinned requirements (first run: ~1-2 min)"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt
+  quiet_pip install -q --disable-pip-version-check --upgrade pip
+  quiet_pip install -q --disable-pip-version-check -r requirements.txt
   rm -f "$venv/.laecips-pkgs"
   echo "$req_stamp" > "$venv/.laecips-req"
 fi

@@ -21,6 +21,10 @@ setup(
     entry_points={
         "console_scripts": [
             "edge_node = laecips_edge.edge_node:main",
+            "bag_player = laecips_edge.bag_player:main",
+        ],
+        "laecips.commands": [
+            "play-bag = laecips_edge.bag_player:register",
         ],
     },
 )

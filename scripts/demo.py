@@ -1,0 +1,572 @@
+"""`make demo`: router, cloud, trainer, edge and bag player as separate processes on loopback; a report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "test"))  # ProcessGroup and friends are shared with the process tests
+
+from laecips_core.data import NUM_CLASSES  # noqa: E402
+from laecips_core.errors import LaecipsError  # noqa: E402
+from launch_helpers import ProcessGroup, free_port, random_domain_id, ros_env, zenoh_endpoint  # noqa: E402
+
+from laecips_core import bags, imaging, metrics, pretraining, transport, weights  # noqa: E402
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """What the demo runs (the defaults are `make demo`).
+
+    Attributes:
+        out: output folder (bag, keys, logs, cloud state, report.json).
+        robot_id: the robot's id (namespace of the edge node and Zenoh key chunk).
+        width: benchmark frame width (pixels).
+        height: benchmark frame height (pixels).
+        frames_per_task: frames of each of the 5 tasks in the generated bag (10 Hz).
+        rate: bag playback rate.
+        target_cur: delta is calibrated so that this share of held-out frames is hard.
+        exploration_rate: share of easy frames uploaded anyway.
+        deadline_s: per-frame deadline of the cloud result at the edge (seconds).
+        maxsize: the trainer trains when the replay buffer holds more samples than this.
+        epochs: training epochs per update.
+        max_passes: most passes over the bag while waiting for a model update.
+        timeout_s: hard limit of the whole demo (seconds).
+        weights_profile: pre-training profile of the starting weights.
+    """
+
+    out: Path = ROOT / "runs" / "demo"
+    robot_id: str = "robot1"
+    width: int = 320
+    height: int = 240
+    frames_per_task: int = 40
+    rate: float = 1.0
+    target_cur: float = 0.35
+    exploration_rate: float = 0.02
+    deadline_s: float = 3.0
+    maxsize: int = 30
+    epochs: int = 3
+    max_passes: int = 12
+    timeout_s: float = 900.0
+    weights_profile: str = "demo"
+
+
+# --------------------------------------------------------------------------------------- preparation
+
+
+def log(message: str) -> None:
+    """One progress line on stdout."""
+    print(f"[demo {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def ensure_keys(folder: Path) -> tuple[Path, Path]:
+    """Ed25519 key pair signing the trainer's bundles (created on the first run)."""
+    priv, pub = folder / "laecips.key", folder / "laecips.pub"
+    if priv.is_file() and pub.is_file():
+        return priv, pub
+    return weights.generate_keypair(folder, overwrite=True)
+
+
+def ensure_bag(cfg: DemoConfig) -> Path:
+    """The benchmark bag (`laecips record-bag`), generated on the first run."""
+    bag = cfg.out / f"bench_{cfg.width}x{cfg.height}_{cfg.frames_per_task}"
+    if (bag / "metadata.yaml").is_file():
+        return bag
+    if bag.exists():
+        shutil.rmtree(bag)
+    argv = [
+        sys.executable, "-m", "laecips_core.cli", "record-bag", str(bag), "--width", str(cfg.width),
+        "--height", str(cfg.height), "--frames-per-task", str(cfg.frames_per_task), "--no-progress",
+    ]  # fmt: skip
+    log(f"recording the benchmark bag: {' '.join(argv[2:])}")
+    import subprocess
+
+    subprocess.run(argv, check=True, cwd=ROOT, timeout=600)
+    return bag
+
+
+def ground_truth(bag: Path) -> dict[int, np.ndarray]:
+    """Header stamp (ns) -> ground-truth labels of every frame of the bag."""
+    truth = {}
+    for frame in bags.read_bag_frames(bag, bags.DEFAULT_TOPICS.image, bags.DEFAULT_TOPICS.labels):
+        if frame.labels is not None:
+            truth[int(round(frame.timestamp * 1e9))] = frame.labels
+    return truth
+
+
+def calibrate_delta(bundle: Path, cfg: DemoConfig, frames: int = 60, stride: int = 5) -> float:
+    """delta giving `target_cur` on held-out task-1 frames (another seed than the bag and pre-training).
+
+    Every `stride`-th frame of a long task 1 is used, so the calibration set spans many scenes (a scene
+    lasts about a second of the 10 Hz stream) rather than a few consecutive, near-identical frames.
+    """
+    from laecips_core.mining import MinerNet, NeuralMiner, threshold_for_cur
+    from laecips_core.models import build_edge_model
+    from laecips_core.predictor import EdgePredictor
+
+    from laecips_core import data
+
+    loaded = weights.load_bundle(bundle)
+    f = build_edge_model(loaded.model_name, loaded.num_classes, pretrained_backbone=False)
+    h = MinerNet(loaded.num_classes)
+    weights.apply_bundle(loaded, f, h)
+    predictor = EdgePredictor(f, NeuralMiner(h), input_size=(cfg.height, cfg.width))
+    bench = data.BenchmarkConfig(
+        seed=2024, width=cfg.width, height=cfg.height, frames_per_task=frames * stride
+    )
+    conf = [predictor.predict(data.generate_frame(bench, i * stride).image).confidence for i in range(frames)]
+    return float(threshold_for_cur(conf, cfg.target_cur))
+
+
+def write_params(path: Path, params: dict[str, Any], node: str = "/**") -> Path:
+    """A ROS 2 parameters file for `node` (a node name, or "/**" for any node).
+
+    rcl gives entries under a node's own name precedence over "/**" ones whatever the file order, so
+    overrides of config/cloud.yaml and config/trainer.yaml (keyed by node name) use the node name too.
+    """
+    import yaml
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({node: {"ros__parameters": params}}, sort_keys=True))
+    return path
+
+
+def signed_copy(bundle: Path, folder: Path, private_key: Path) -> Path:
+    """Copy the factory bundle into the run's folder with its `.sig` (the edge trusts only signed files)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = folder / bundle.name
+    shutil.copyfile(bundle, copy)
+    Path(f"{copy}.sig").write_text(weights.sign_digest(private_key, weights.sha256_file(copy)) + "\n")
+    return copy
+
+
+def _exe(name: str) -> str:
+    """Path of one of our console scripts (the venv's bin folder)."""
+    return shutil.which(name) or str(Path(sys.executable).with_name(name))
+
+
+def node_argv(executable: str, params_files: Iterable[Path], *extra: str) -> list[str]:
+    """Command line of one of our console scripts with --ros-args parameter files."""
+    argv = [_exe(executable), "--ros-args"]
+    for params in params_files:
+        if params.is_file():
+            argv += ["--params-file", str(params)]
+    return [*argv, *extra]
+
+
+# ---------------------------------------------------------------------------------------- monitoring
+
+
+@dataclass
+class Output:
+    """One published result of a frame: who made it and how good it is."""
+
+    source: str
+    version: int
+    uploaded: bool
+    total_s: float
+    miou: float
+    conf: np.ndarray
+
+
+@dataclass
+class FrameRecord:
+    """A frame as seen by the monitor: the edge result and the cloud/fallback one when uploaded."""
+
+    stamp: int
+    edge: Output
+    final: Output | None = None
+
+
+@dataclass
+class Monitor:
+    """Records the edge node's ~/result and /diagnostics inside the demo process."""
+
+    truth: dict[int, np.ndarray]
+    frames: list[FrameRecord] = field(default_factory=list)
+    open_by_stamp: dict[int, FrameRecord] = field(default_factory=dict)
+    diagnostics: dict[str, str] = field(default_factory=dict)
+    unmatched: int = 0
+
+    def on_result(self, msg: Any) -> None:
+        """Score one SegmentationResult against the ground truth of its stamp."""
+        stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+        labels = imaging.ros_labels_to_array(
+            msg.labels.encoding, msg.labels.height, msg.labels.width, msg.labels.step, bytes(msg.labels.data)
+        )
+        gt = self.truth.get(stamp)
+        if gt is None:
+            self.unmatched += 1
+            return
+        conf = metrics.confusion_matrix(labels, gt, NUM_CLASSES)
+        out = Output(
+            msg.source,
+            int(msg.model_version),
+            bool(msg.uploaded),
+            float(msg.total_s),
+            metrics.dataset_miou(conf),  # of one frame's matrix: that frame's mIoU (Eq. 25)
+            conf,
+        )
+        if msg.source == "edge":
+            record = FrameRecord(stamp, out)
+            self.frames.append(record)
+            if out.uploaded:
+                self.open_by_stamp[stamp] = record
+        else:
+            record = self.open_by_stamp.pop(stamp, None)
+            if record is None:
+                self.unmatched += 1
+            else:
+                record.final = out
+
+    def on_diagnostics(self, msg: Any) -> None:
+        """Keep the newest key/values of the edge's DiagnosticStatus."""
+        for status in msg.status:
+            if status.name.startswith("laecips_edge"):
+                self.diagnostics = {kv.key: kv.value for kv in status.values}
+
+    def versions(self) -> list[int]:
+        """Edge model versions seen in the results, ascending."""
+        return sorted({r.edge.version for r in self.frames})
+
+
+def _mean(values: list[float]) -> float | None:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else None
+
+
+def summarise(monitor: Monitor, extra: dict[str, Any]) -> dict[str, Any]:
+    """The report: frames, CUR, mIoU per source against the bag's labels, latency, versions, bytes."""
+    frames = monitor.frames
+    finals = [r.final or r.edge for r in frames]
+    by_source: dict[str, list[Output]] = {"edge": [], "cloud": [], "fallback": []}
+    for out in finals:
+        by_source.setdefault(out.source, []).append(out)
+    conf_all = sum((o.conf for o in finals), np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64))
+    latency = metrics.percentiles([o.total_s for o in finals], (50, 95))
+    by_version: dict[str, list[float]] = {}
+    for record, out in zip(frames, finals):
+        by_version.setdefault(str(record.edge.version), []).append(out.miou)
+    answered = [r for r in frames if r.final is not None and r.final.source == "cloud"]
+    diag = monitor.diagnostics
+    report = {
+        "frames": len(frames),
+        "cur": metrics.cur([r.edge.uploaded for r in frames]) if frames else None,
+        "miou": {
+            "edge": _mean([o.miou for o in by_source["edge"]]),
+            "cloud": _mean([o.miou for o in by_source["cloud"]]),
+            "fallback": _mean([o.miou for o in by_source["fallback"]]),
+            "all": _mean([o.miou for o in finals]),
+        },
+        "miou_dataset_all": metrics.dataset_miou(conf_all) if frames else None,
+        "miou_f_alone": _mean([r.edge.miou for r in frames]),
+        # The frames the cloud answered, scored twice: f(x) alone and the fused F(x) it returned.
+        "miou_cloud_answered": {
+            "f": _mean([r.edge.miou for r in answered]),
+            "F": _mean([r.final.miou for r in answered if r.final is not None]),
+            "frames": len(answered),
+        },
+        "miou_by_model_version": {k: _mean(v) for k, v in sorted(by_version.items())},
+        "model_versions": monitor.versions(),
+        "latency_s": {
+            "p50": latency["p50"],
+            "p95": latency["p95"],
+            "by_source": {
+                k: metrics.percentiles([o.total_s for o in v], (50, 95)) for k, v in by_source.items() if v
+            },
+        },
+        "counts": {
+            **{k: len(v) for k, v in by_source.items()},
+            "uploaded_without_answer": sum(1 for r in frames if r.edge.uploaded and r.final is None),
+            "results_not_matched": monitor.unmatched,
+        },
+        "bytes": {
+            "sent": int(diag.get("bytes_sent", 0)),
+            "received": int(diag.get("bytes_received", 0)),
+        },
+        "edge_diagnostics": diag,
+    }
+    report.update(extra)
+    return _plain(report)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy: paths as strings, numpy scalars as numbers, NaN as None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A few human-readable lines of the report."""
+
+    def f(value: Any) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    miou = report["miou"]
+    lat = report["latency_s"]
+    answered = report["miou_cloud_answered"]
+    return "\n".join(
+        [
+            f"frames {report['frames']} (published {report.get('frames_published')}), "
+            f"CUR {f(report['cur'])}, model versions {report['model_versions']}",
+            f"mIoU all {f(miou['all'])} | edge {f(miou['edge'])} | cloud {f(miou['cloud'])} | "
+            f"fallback {f(miou['fallback'])} | f alone {f(report['miou_f_alone'])}",
+            f"frames the cloud answered: mIoU f(x) {f(answered['f'])} -> F(x) {f(answered['F'])}; "
+            f"mIoU by model version {report['miou_by_model_version']}",
+            f"latency p50 {f(lat['p50'])} s, p95 {f(lat['p95'])} s; counts {report['counts']}",
+            f"bytes sent {report['bytes']['sent']}, received {report['bytes']['received']}; "
+            f"wall {report['wall_s']:.0f} s",
+        ]
+    )
+
+
+# -------------------------------------------------------------------------------------------- the run
+
+
+def run(cfg: DemoConfig) -> int:
+    """Prepare, start everything, play the bag until an update reached the edge, stop, report."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from rclpy.signals import SignalHandlerOptions
+
+    from laecips_msgs.msg import SegmentationResult
+
+    started = time.monotonic()
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    priv, pub = ensure_keys(cfg.out / "keys")
+    log(f"default weights (profile {cfg.weights_profile}; trained once, then cached)")
+    bundle = pretraining.ensure_default_weights(profile=cfg.weights_profile, progress=False)
+    bag = ensure_bag(cfg)
+    truth = ground_truth(bag)
+    delta = calibrate_delta(bundle, cfg)
+    log(f"bundle {bundle.name}, bag {bag.name} ({len(truth)} labelled frames), delta={delta:.4f}")
+
+    state = cfg.out / "state"
+    if state.exists():
+        shutil.rmtree(state)  # fresh replay buffer and weight stores every run
+    logs = cfg.out / "logs"
+    if logs.exists():
+        shutil.rmtree(logs)
+    domain = random_domain_id()
+    endpoint = zenoh_endpoint(free_port())
+    env = ros_env(domain)
+    bundle = signed_copy(bundle, state / "factory", priv)
+    common = {
+        "zenoh_connect": [endpoint],
+        "edge_model.name": weights.load_bundle(bundle).model_name,
+        "edge_model.path": str(bundle),
+    }
+    size = {"input_height": cfg.height, "input_width": cfg.width}
+    cloud_json5 = str(ROOT / "config" / "cloud.json5")
+    cloud_params = write_params(
+        state / "params" / "cloud.yaml",
+        {
+            **common, **size, "robot_ids": [cfg.robot_id], "zenoh_config": cloud_json5,
+            "num_classes": NUM_CLASSES, "weights_dir": str(state / "weights"),
+            "replay_dir": str(state / "replay"), "trusted_public_key": str(pub),
+        },
+        node="cloud_node",
+    )  # fmt: skip
+    trainer_params = write_params(
+        state / "params" / "trainer.yaml",
+        {
+            **common, **size, "robot_ids": [cfg.robot_id], "zenoh_config": cloud_json5,
+            "weights_dir": str(state / "weights"), "replay_dir": str(state / "replay"),
+            "signing_key": str(priv), "signer": "laecips-demo", "maxsize": cfg.maxsize,
+            "epochs": cfg.epochs, "train_threads": 1, "check_period_s": 1.0,
+        },
+        node="trainer_node",
+    )  # fmt: skip
+    edge_params = write_params(
+        state / "params" / "edge.yaml",
+        {
+            **common, **size, "robot_id": cfg.robot_id, "image_topic": bags.DEFAULT_TOPICS.image,
+            "zenoh_config": str(ROOT / "config" / "edge.json5"), "num_classes": NUM_CLASSES,
+            "threshold": delta, "exploration_rate": cfg.exploration_rate, "deadline_s": cfg.deadline_s,
+            "trusted_public_key": str(pub), "weights_dir": str(state / "edge_weights"),
+        },
+    )  # fmt: skip
+    config = ROOT / "config"
+    extra: dict[str, Any] = {
+        "delta": delta,
+        "bundle": bundle,
+        "bag": bag,
+        "ros_domain_id": domain,
+        "zenoh_router": endpoint,
+        "setup": asdict(cfg),
+    }
+    os.environ["ROS_DOMAIN_ID"] = str(domain)  # the monitor joins the children's domain
+    # Ctrl-C raises KeyboardInterrupt here (handled below: every process is stopped).
+    rclpy.init(domain_id=domain, signal_handler_options=SignalHandlerOptions.NO)
+    node = rclpy.create_node("laecips_demo_monitor")
+    monitor = Monitor(truth)
+    qos = QoSProfile(depth=500, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+    result_topic = f"/{cfg.robot_id}/edge_node/result"
+    node.create_subscription(SegmentationResult, result_topic, monitor.on_result, qos)
+    node.create_subscription(DiagnosticArray, "/diagnostics", monitor.on_diagnostics, qos)
+    group = ProcessGroup(logs, timeout_s=cfg.timeout_s, grace_s=10.0)
+    status = 1
+    published = 0
+    passes = 0
+    update_at: float | None = None
+    zsession = None
+    try:
+        log(f"starting router {endpoint}, cloud, trainer, edge (ROS_DOMAIN_ID={domain}); logs in {logs}")
+        router = group.start(
+            "router",
+            [_exe("zenoh_router"), "--config", str(config / "router.json5"), "--listen", endpoint],
+            env=env,
+        )
+        if router.wait_for_log(r"listening on", 120) is None:
+            raise RuntimeError(f"the Zenoh router did not start; see {router.log_path}")
+        group.start("cloud", node_argv("cloud_node", [config / "cloud.yaml", cloud_params]), env=env)
+        group.start("trainer", node_argv("trainer_node", [config / "trainer.yaml", trainer_params]), env=env)
+        group.start(
+            "edge",
+            node_argv("edge_node", [config / "edge.yaml", edge_params], "-r", f"__ns:=/{cfg.robot_id}"),
+            env=env,
+        )
+        # Ready when the edge publishes diagnostics and a cloud queryable is reachable through the router.
+        zsession = transport.open_session(transport.load_zenoh_config(mode="client", connect=[endpoint]))
+        client = transport.CloudClient(zsession, cfg.robot_id, 1.0)
+        deadline = time.monotonic() + 240
+        while not (monitor.diagnostics and client.available()):
+            rclpy.spin_once(node, timeout_sec=0.2)
+            _check(group)
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"not up in 240 s (edge diagnostics seen: {bool(monitor.diagnostics)}, cloud queryable "
+                    f"reachable: {client.available()}); see the logs"
+                )
+        client.close()
+        log(f"edge and cloud are up after {time.monotonic() - started:.0f} s")
+        while passes < cfg.max_passes:
+            passes += 1
+            log(f"bag pass {passes}: laecips play-bag --rate {cfg.rate}")
+            argv = [
+                sys.executable, "-m", "laecips_core.cli", "play-bag", str(bag), "--rate", str(cfg.rate),
+                "--topics", bags.DEFAULT_TOPICS.image, "--wait-topic", bags.DEFAULT_TOPICS.image,
+            ]  # fmt: skip
+            player = group.start("player", argv, env=env)
+            while player.alive():
+                rclpy.spin_once(node, timeout_sec=0.1)
+                _check(group)
+                seen = monitor.versions()
+                if update_at is None and len(seen) > 1:
+                    update_at = time.monotonic() - started
+                    log(f"model update reached the edge: versions {monitor.versions()}")
+            match = re.search(r"published (\d+) messages", player.log())
+            published += int(match.group(1)) if match else 0
+            newest = monitor.versions()[-1] if monitor.frames else 0
+            used = sum(1 for r in monitor.frames if r.edge.version == newest)
+            log(f"pass {passes} done: {len(monitor.frames)} frames, versions {monitor.versions()}")
+            if update_at is not None and used >= min(20, len(truth) // 2):
+                break
+        settle = time.monotonic() + cfg.deadline_s + 1.0  # answers of the last uploads
+        while time.monotonic() < settle:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        status = 0 if update_at is not None else 3
+        if update_at is None:
+            log("no model update reached the edge within the passes; see logs/trainer.log")
+    except KeyboardInterrupt:
+        log("interrupted: stopping every process")
+        status = 130
+    except (RuntimeError, TimeoutError, LaecipsError) as err:
+        log(f"failed: {err}")
+        print(group.logs(), flush=True)
+        status = 1
+    finally:
+        group.stop_all()
+        if zsession is not None:
+            zsession.close()
+        left = [p.name for p in group.procs.values() if p.alive()]
+        node.destroy_node()
+        rclpy.try_shutdown()
+    if left:
+        log(f"processes still running: {left}")
+        return 1
+    extra.update(
+        {
+            "passes": passes,
+            "frames_published": published,
+            "update_reached_edge_s": update_at,
+            "wall_s": time.monotonic() - started,
+            "exit_status": status,
+        }
+    )
+    report = summarise(monitor, extra)
+    (cfg.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(format_report(report), flush=True)
+    log(f"report written to {cfg.out / 'report.json'}; all processes stopped")
+    return status
+
+
+def _check(group: ProcessGroup) -> None:
+    """Raise when a core process died or the demo ran past its time limit."""
+    group.check_timeout()
+    for name in ("router", "cloud", "trainer", "edge"):
+        proc = group.procs.get(name)
+        if proc is not None and not proc.alive():
+            raise RuntimeError(f"{name} exited with status {proc.popen.returncode}; see {proc.log_path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`make demo` runs this without arguments; the options exist for quicker experiments."""
+    defaults = DemoConfig()
+    parser = argparse.ArgumentParser(description="LAECIPS live demo on loopback (see docs).")
+    parser.add_argument("--out", type=Path, default=defaults.out)
+    parser.add_argument("--frames-per-task", type=int, default=defaults.frames_per_task)
+    parser.add_argument("--rate", type=float, default=defaults.rate)
+    parser.add_argument("--maxsize", type=int, default=defaults.maxsize)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--max-passes", type=int, default=defaults.max_passes)
+    parser.add_argument("--timeout-s", type=float, default=defaults.timeout_s)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: tiny_fcn ('test' weights), 160x120 frames, 20 per task, into runs/demo_quick",
+    )
+    args = parser.parse_args(argv)
+    cfg = DemoConfig(
+        out=args.out,
+        frames_per_task=args.frames_per_task,
+        rate=args.rate,
+        maxsize=args.maxsize,
+        epochs=args.epochs,
+        max_passes=args.max_passes,
+        timeout_s=args.timeout_s,
+    )
+    if args.quick:
+        out = cfg.out if args.out != defaults.out else ROOT / "runs" / "demo_quick"
+        cfg = replace(
+            cfg, out=out, weights_profile="test", width=160, height=120, frames_per_task=20, maxsize=12
+        )
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return run(cfg)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

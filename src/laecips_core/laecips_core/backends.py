@@ -1,0 +1,226 @@
+"""Inference backends for f: eager torch, ONNX Runtime (with an ONNX exporter), and a TensorRT placeholder."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import nn
+
+from laecips_core.errors import ConfigError, WeightsError
+
+MAX_EXPORT_BATCH = 64
+
+
+@runtime_checkable
+class InferenceBackend(Protocol):
+    """Runs the edge model f on a preprocessed batch.
+
+    ``fixed_hw`` is the (H,W) the backend requires, or None when any size works.
+    """
+
+    fixed_hw: tuple[int, int] | None
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """Map (B,3,H,W) float32 normalised images to (B,M,H,W) float32 logits of f."""
+        ...
+
+
+def _check_batch(batch: np.ndarray) -> np.ndarray:
+    if not isinstance(batch, np.ndarray) or batch.ndim != 4 or batch.shape[1] != 3:
+        shape = getattr(batch, "shape", None)
+        raise ConfigError(
+            f"backend input must be a (B,3,H,W) float32 array, got {type(batch).__name__} {shape}"
+        )
+    if batch.dtype != np.float32:
+        batch = batch.astype(np.float32)
+    return np.ascontiguousarray(batch)
+
+
+class TorchBackend:
+    """Eager PyTorch inference of f under ``torch.inference_mode``.
+
+    Args:
+        model: the edge model f (put in eval mode here).
+        device: torch device string ("cpu", "cuda", "cuda:0").
+    """
+
+    fixed_hw: tuple[int, int] | None = None
+
+    def __init__(self, model: nn.Module, device: str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """(B,3,H,W) float32 -> (B,M,H,W) float32 logits (numpy, on the CPU)."""
+        x = torch.from_numpy(_check_batch(batch)).to(self.device)
+        with torch.inference_mode():
+            out = self.model(x)
+        return out.float().cpu().numpy()
+
+
+class OnnxBackend:
+    """ONNX Runtime inference of an exported f (see ``export_onnx``).
+
+    Args:
+        path: .onnx file; external data (a ``.onnx.data`` file next to it) is resolved relative to the
+            model file, so the pair can be moved together and loaded from any working directory.
+        providers: ONNX Runtime execution providers, in order of preference.
+        threads: intra-op threads (None: ONNX Runtime's default, one per core).
+
+    Raises:
+        WeightsError: the file is missing or not a loadable model.
+        ConfigError: onnxruntime is not installed.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+        threads: int | None = None,
+    ) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as err:
+            raise ConfigError("backend 'onnxruntime' needs onnxruntime (pinned in requirements.txt)") from err
+        self.path = Path(path).resolve()
+        if not self.path.is_file():
+            raise WeightsError(f"ONNX model {self.path} does not exist; create it with backends.export_onnx")
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = int(threads)
+            options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), sess_options=options, providers=list(providers)
+            )
+        except Exception as err:  # onnxruntime raises its own untyped Fail/InvalidGraph exceptions
+            raise WeightsError(
+                f"ONNX Runtime cannot load {self.path}: {err}; if it uses external data, keep the "
+                ".onnx.data file beside it under the name it was exported with"
+            ) from err
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4:
+            raise WeightsError(f"{self.path} must have one (B,3,H,W) input, has {[i.shape for i in inputs]}")
+        self.input_name = inputs[0].name
+        _, _, height, width = inputs[0].shape
+        self.fixed_hw = (height, width) if isinstance(height, int) and isinstance(width, int) else None
+        batch_dim = inputs[0].shape[0]
+        self.fixed_batch: int | None = batch_dim if isinstance(batch_dim, int) else None
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """(B,3,H,W) float32 -> (B,M,H,W) float32 logits."""
+        batch = _check_batch(batch)
+        if self.fixed_hw is not None and tuple(batch.shape[2:]) != self.fixed_hw:
+            raise ConfigError(
+                f"{self.path.name} was exported for {self.fixed_hw[0]}x{self.fixed_hw[1]} inputs, got "
+                f"{batch.shape[2]}x{batch.shape[3]}; set the predictor's input_size or re-export"
+            )
+        if self.fixed_batch is not None and batch.shape[0] != self.fixed_batch:
+            outs = [self.logits(batch[i : i + 1]) for i in range(batch.shape[0])]
+            return np.concatenate(outs, axis=0)
+        (out,) = self.session.run(None, {self.input_name: batch})
+        return np.asarray(out, dtype=np.float32)
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    height: int,
+    width: int,
+    *,
+    dynamic: bool | None = None,
+    external_data: bool = False,
+    opset_version: int | None = None,
+) -> Path:
+    """Export f to ONNX with the dynamo exporter.
+
+    With ``dynamic`` the batch, height and width axes are symbolic (one file serves every frame size);
+    if the model cannot be exported that way (a warning says why) a fixed (1,3,height,width) graph is
+    written instead: check ``OnnxBackend(path).fixed_hw``. Without ``external_data`` the weights are
+    stored inside the .onnx file (models < 2 GB), so the file is self-contained and can be moved
+    freely; with it they go to ``<name>.onnx.data`` next to it, which must move along under that name.
+
+    Args:
+        model: f, mapping (B,3,H,W) float32 to (B,M,H,W) float32 logits (put in eval mode here).
+        path: destination .onnx file (its directory is created).
+        height: H of the example input (pixels).
+        width: W of the example input (pixels).
+        dynamic: symbolic batch/height/width axes; None uses the model's ``onnx_dynamic`` attribute
+            (``models.EdgeSegmenter``; True when absent).
+        external_data: store weights in a separate .onnx.data file.
+        opset_version: ONNX opset (None: the exporter's default).
+
+    Returns:
+        ``path`` as an absolute Path.
+
+    Raises:
+        WeightsError: the export failed.
+    """
+    out = Path(path).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    example = torch.zeros(1, 3, int(height), int(width), device=device)
+    program: Any = None
+    if dynamic is None:
+        dynamic = bool(getattr(model, "onnx_dynamic", True))
+    if dynamic:
+        dims = {
+            0: torch.export.Dim("batch", min=1, max=MAX_EXPORT_BATCH),
+            2: torch.export.Dim("height", min=32, max=8192),
+            3: torch.export.Dim("width", min=32, max=8192),
+        }
+        try:
+            program = torch.onnx.export(
+                model,
+                (example,),
+                dynamo=True,
+                dynamic_shapes=(dims,),
+                opset_version=opset_version,
+                verbose=False,
+            )
+        except Exception as err:  # torch.export raises many unrelated types for unsupported dynamism
+            warnings.warn(
+                f"dynamic-shape ONNX export failed ({type(err).__name__}: {str(err)[:200]}); "
+                f"exporting a fixed 1x3x{height}x{width} graph",
+                stacklevel=2,
+            )
+    if program is None:
+        try:
+            program = torch.onnx.export(
+                model, (example,), dynamo=True, opset_version=opset_version, verbose=False
+            )
+        except Exception as err:
+            raise WeightsError(f"ONNX export of {type(model).__name__} failed: {err}") from err
+    program.save(str(out), external_data=external_data)
+    return out
+
+
+def _tensorrt_unavailable(*args: object, **kwargs: object) -> InferenceBackend:
+    raise ConfigError(
+        "TensorRT needs JetPack on a Jetson (tensorrt and torch2trt are not installable from PyPI here); "
+        "use backend 'onnxruntime' here, or build a TensorRT engine from export_onnx's file on the Jetson"
+    )
+
+
+backend_registry: dict[str, Callable[..., InferenceBackend]] = {
+    "torch": TorchBackend,
+    "onnxruntime": OnnxBackend,
+    "tensorrt": _tensorrt_unavailable,
+}
+
+
+def build_backend(name: str, *args: object, **kwargs: object) -> InferenceBackend:
+    """Construct a backend by key: ``build_backend("torch", f)``, ``build_backend("onnxruntime", path)``.
+
+    Raises:
+        ConfigError: unknown name, or "tensorrt" off a Jetson.
+    """
+    if name not in backend_registry:
+        raise ConfigError(f"unknown inference backend {name!r}; choose one of {sorted(backend_registry)}")
+    return backend_registry[name](*args, **kwargs)

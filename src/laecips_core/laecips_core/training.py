@@ -1,0 +1,690 @@
+"""Continual training of LAECIPS: Eq. 13 (f toward F(x)), Eq. 14 (h), the Algorithm 2 trigger and gate."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from laecips_core.errors import ConfigError
+from laecips_core.metrics import confusion_matrix, dataset_miou, frame_miou
+from laecips_core.mining import miner_loss
+from laecips_core.models import preprocess
+from laecips_core.weights import atomic_write_bytes
+
+IGNORE_INDEX = 255
+"""Label value excluded from the loss and the metrics (design.md)."""
+
+_MINER_CACHE_BYTES = 512 * 1024**2
+"""Above this size f's logits are recomputed per batch in Eq. 14 instead of being cached (float16)."""
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """Settings of the cloud-side continual update (Algorithm 2, Eq. 13, Eq. 14).
+
+    Attributes:
+        lr: Learning rate eta of Eq. 13 and Eq. 14 (the paper uses 0.001).
+        epochs: Passes over the replay buffer per update. The paper uses 50 on two RTX 3090; 5 keeps an
+            update on a 2-core CPU to about a minute for 100 frames at 240x320 (raise it on a GPU).
+        batch_size: Frames per optimiser step.
+        beta: Weight of the -log h term of Eq. 11/14. The optimum of Eq. 14 is h = min(1, beta / l) with
+            l the per-image cross-entropy (nats) of f against F(x), so beta is the loss below which a
+            frame counts as fully trusted. 0.5 nats is the CE of a frame whose pixels give the fused
+            class ~0.6 probability on average: frames f segments well keep h near 1, frames with l = 1
+            or 2 nats get 0.5 or 0.25, which the threshold delta in (0, 1) can separate.
+        maxsize: Algorithm 2 trains when the replay buffer holds more than this many samples.
+        maxtime_s: ... or when this many seconds passed since the last training (buffer not empty).
+        holdout_fraction: Share of the buffer (the most recent frames) held back to gate the update.
+        min_improvement: The new f is accepted only if its held-back mIoU against F(x) is at least the
+            old one plus this (0.0: refuse anything worse, accept equal).
+        input_size: Training resolution (H, W); images are resized bilinearly, labels by nearest pixel.
+        seed: Seed of the shuffling and of torch's RNG during an update (deterministic runs).
+        num_threads: torch CPU threads during training; None keeps the process setting.
+        device: torch device string ("cpu", "cuda", "cuda:1").
+        optimizer: "adam" or "sgd" (momentum 0.9).
+    """
+
+    lr: float = 1e-3
+    epochs: int = 5
+    batch_size: int = 8
+    beta: float = 0.5
+    maxsize: int = 100
+    maxtime_s: float = 600.0
+    holdout_fraction: float = 0.2
+    min_improvement: float = 0.0
+    input_size: tuple[int, int] = (240, 320)
+    seed: int = 0
+    num_threads: int | None = None
+    device: str = "cpu"
+    optimizer: str = "adam"
+
+    def __post_init__(self) -> None:
+        def positive_int(name: str, value: object) -> None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"TrainerConfig.{name} must be an int >= 1, got {value!r}")
+
+        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"TrainerConfig.lr must be a finite number > 0, got {self.lr!r}")
+        positive_int("epochs", self.epochs)
+        positive_int("batch_size", self.batch_size)
+        positive_int("maxsize", self.maxsize)
+        if not (isinstance(self.beta, int | float) and math.isfinite(self.beta) and self.beta > 0):
+            raise ConfigError(f"TrainerConfig.beta must be a finite number > 0 (Eq. 14), got {self.beta!r}")
+        if not (isinstance(self.maxtime_s, int | float) and self.maxtime_s > 0):
+            raise ConfigError(f"TrainerConfig.maxtime_s must be > 0 s, got {self.maxtime_s!r}")
+        if not (isinstance(self.holdout_fraction, int | float) and 0.0 < self.holdout_fraction < 1.0):
+            raise ConfigError(
+                f"TrainerConfig.holdout_fraction must be in (0, 1), got {self.holdout_fraction!r}; "
+                "the update is gated on held-back frames"
+            )
+        if not (isinstance(self.min_improvement, int | float) and -1.0 <= self.min_improvement <= 1.0):
+            raise ConfigError(
+                f"TrainerConfig.min_improvement must be in [-1, 1], got {self.min_improvement!r}"
+            )
+        size = tuple(self.input_size)
+        if len(size) != 2 or not all(isinstance(s, int) and 8 <= s <= 4096 for s in size):
+            raise ConfigError(
+                f"TrainerConfig.input_size must be (H, W) ints in 8..4096, got {self.input_size!r}"
+            )
+        object.__setattr__(self, "input_size", (int(size[0]), int(size[1])))
+        if self.num_threads is not None:
+            positive_int("num_threads", self.num_threads)
+        if self.optimizer not in ("adam", "sgd"):
+            raise ConfigError(f"TrainerConfig.optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        try:
+            dev = torch.device(self.device)
+        except (RuntimeError, TypeError) as err:
+            raise ConfigError(f"TrainerConfig.device {self.device!r} is not a torch device string") from err
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"TrainerConfig.device={self.device!r} but CUDA is not available; use 'cpu'")
+
+
+def should_train(buffer_len: int, last_train_time: float, now: float, cfg: TrainerConfig) -> bool:
+    """Algorithm 2's trigger: size(replay_buffer) > maxsize, or maxtime passed with something to learn.
+
+    Args:
+        buffer_len: Samples in the replay buffer.
+        last_train_time: When the last training finished (or the service started), seconds.
+        now: Current time on the same clock, seconds.
+        cfg: Supplies maxsize and maxtime_s.
+
+    Returns:
+        True when training should start now. An empty buffer never triggers.
+    """
+    if buffer_len <= 0:
+        return False
+    return buffer_len > cfg.maxsize or (now - last_train_time) > cfg.maxtime_s
+
+
+@contextlib.contextmanager
+def torch_threads(num_threads: int | None) -> Iterator[None]:
+    """Run a block with ``torch.set_num_threads(num_threads)``, restoring the old value (None: no change)."""
+    if num_threads is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def resize_images(images: Sequence[np.ndarray] | np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize RGB frames to one training size.
+
+    Args:
+        images: N frames (H_i, W_i, 3) uint8 (sizes may differ), or an (N, H, W, 3) uint8 array.
+        size: Target (H, W).
+
+    Returns:
+        (N, H, W, 3) uint8, bilinear with antialiasing.
+    """
+    out = np.empty((len(images), size[0], size[1], 3), np.uint8)
+    for i, img in enumerate(images):
+        arr = np.asarray(img)
+        if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+            raise ConfigError(f"image {i} must be (H, W, 3) uint8 RGB, got {arr.shape} {arr.dtype}")
+        if arr.shape[:2] == size:
+            out[i] = arr
+            continue
+        t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).unsqueeze(0)
+        r = F.interpolate(t, size=size, mode="bilinear", antialias=True, align_corners=False)
+        out[i] = r[0].permute(1, 2, 0).numpy()
+    return out
+
+
+def resize_labels(labels: Sequence[np.ndarray] | np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize label maps by the nearest pixel centre.
+
+    Args:
+        labels: N maps (H_i, W_i) of any integer dtype, or an (N, H, W) array.
+        size: Target (H, W).
+
+    Returns:
+        (N, H, W) int64.
+    """
+    out = np.empty((len(labels), size[0], size[1]), np.int64)
+    for i, lab in enumerate(labels):
+        arr = np.asarray(lab)
+        if arr.ndim != 2 or arr.dtype.kind not in "iu":
+            raise ConfigError(f"label map {i} must be (H, W) integers, got {arr.shape} {arr.dtype}")
+        rows = np.minimum(
+            ((np.arange(size[0]) + 0.5) * arr.shape[0] / size[0]).astype(np.int64), arr.shape[0] - 1
+        )
+        cols = np.minimum(
+            ((np.arange(size[1]) + 0.5) * arr.shape[1] / size[1]).astype(np.int64), arr.shape[1] - 1
+        )
+        out[i] = arr[rows[:, None], cols[None, :]]
+    return out
+
+
+def _prepare(
+    images: Sequence[np.ndarray] | np.ndarray, labels: Sequence[np.ndarray] | np.ndarray, cfg: TrainerConfig
+) -> tuple[np.ndarray, torch.Tensor]:
+    if len(images) != len(labels):
+        raise ConfigError(
+            f"got {len(images)} images but {len(labels)} label maps; pass one label map per image"
+        )
+    if len(images) == 0:
+        raise ConfigError("no training samples; Algorithm 2 trains only on a non-empty replay buffer")
+    return resize_images(images, cfg.input_size), torch.from_numpy(resize_labels(labels, cfg.input_size))
+
+
+def forward_logits(f: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Edge logits f(x) at the input's size.
+
+    Args:
+        f: Edge model; ``f(x)`` returns (B, M, h, w) logits.
+        x: (B, 3, H, W) float32 normalised batch (``laecips_core.models.preprocess``).
+
+    Returns:
+        (B, M, H, W) float32 logits (bilinearly resized when f returns another size).
+    """
+    out: torch.Tensor = f(x)
+    if out.shape[-2:] != x.shape[-2:]:
+        out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    return out
+
+
+def _check_targets(y: torch.Tensor, num_classes: int) -> None:
+    bad = (y >= num_classes) & (y != IGNORE_INDEX)
+    if bool(bad.any()) or bool((y < 0).any()):
+        raise ConfigError(
+            f"labels hold classes outside 0..{num_classes - 1} (and {IGNORE_INDEX} = ignore): "
+            f"max {int(y.max())}; f has M = {num_classes} outputs, build it with the data's class count"
+        )
+
+
+def seg_loss_per_image(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image segmentation loss l(f(x), F(x)) of Eq. 13/14: mean pixel cross-entropy.
+
+    Args:
+        logits: (B, M, H, W) float logits of f.
+        target: (B, H, W) int64 labels; 255 pixels are ignored.
+
+    Returns:
+        (B,) float32 cross-entropy in nats per image (0 for an image whose pixels are all ignored).
+    """
+    ce = F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX, reduction="none")
+    valid = (target != IGNORE_INDEX).flatten(1).sum(1).clamp(min=1)
+    return ce.flatten(1).sum(1) / valid
+
+
+def _batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Cut a shuffled index order into mini-batches; a trailing batch of one joins the previous batch,
+    because BatchNorm in train mode fails on a single sample whose features are 1x1 (e.g. MinerNet)."""
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        batches[-2:] = [np.concatenate(batches[-2:])]
+    return batches
+
+
+def _optimizer(params: Iterator[nn.Parameter], cfg: TrainerConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
+    return torch.optim.Adam(params, lr=cfg.lr)
+
+
+def train_edge(
+    f: nn.Module,
+    images: Sequence[np.ndarray] | np.ndarray,
+    labels: Sequence[np.ndarray] | np.ndarray,
+    cfg: TrainerConfig,
+    progress: bool = True,
+) -> list[float]:
+    """Eq. 13: with h frozen (not touched), minimise l(f(x), F(x)) over the given frames, in place.
+
+    Args:
+        f: Edge model, updated in place (``ContinualTrainer`` passes a copy).
+        images: N frames (H, W, 3) uint8 RGB, resized to ``cfg.input_size``.
+        labels: N label maps (H, W): the fused F(x) online, ground truth in pre-training; 255 ignored.
+        cfg: lr, epochs, batch_size, seed, num_threads, device, optimizer.
+        progress: Show a tqdm bar.
+
+    Returns:
+        Mean cross-entropy (nats per pixel) of each epoch. Training stops early, with NaN as the last
+        entry, when the loss stops being finite (divergence); the caller must then reject f.
+    """
+    rgb, y = _prepare(images, labels, cfg)
+    device = torch.device(cfg.device)
+    n = len(rgb)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    f.to(device).train()
+    opt = _optimizer(f.parameters(), cfg)
+    losses: list[float] = []
+    with torch_threads(cfg.num_threads), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        for _ in tqdm(range(cfg.epochs), desc="train f (Eq. 13)", disable=not progress, leave=False):
+            total = 0.0
+            for idx in _batches(torch.randperm(n, generator=gen).numpy(), cfg.batch_size):
+                x = preprocess(rgb[idx], device)
+                target = y[idx].to(device)
+                logits = forward_logits(f, x)
+                _check_targets(target, logits.shape[1])
+                loss = F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
+                if not torch.isfinite(loss):
+                    losses.append(float("nan"))
+                    return losses
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+            losses.append(total / n)
+    return losses
+
+
+class FrozenLogits:
+    """Logits of a frozen f for a fixed set of frames, for training h without touching f.
+
+    One pass over the frames under ``torch.no_grad()`` (f in eval mode); the logits are cached as
+    float16 when the cache stays under 512 MiB, otherwise recomputed per batch when indexed.
+
+    Args:
+        f: Edge model (left unchanged, put in eval mode).
+        rgb: (N, H, W, 3) uint8 frames at the training size.
+        cfg: batch_size and device.
+        on_batch: Called once per batch of the pass with (slice of frame indices, (b, M, H, W) float32
+            logits), e.g. to compute per-image losses or fused labels.
+        progress: Show a tqdm bar for the pass.
+        desc: Label of the bar.
+    """
+
+    def __init__(
+        self,
+        f: nn.Module,
+        rgb: np.ndarray,
+        cfg: TrainerConfig,
+        on_batch: Callable[[slice, torch.Tensor], None] | None = None,
+        progress: bool = True,
+        desc: str = "f(x)",
+    ) -> None:
+        self.f = f.to(cfg.device).eval()
+        self.rgb = rgb
+        self.device = torch.device(cfg.device)
+        n = len(rgb)
+        first = self._compute(rgb[:1])
+        _, self.num_classes, hh, ww = first.shape
+        small = n * self.num_classes * hh * ww * 2 <= _MINER_CACHE_BYTES
+        self.cache = torch.empty((n, self.num_classes, hh, ww), dtype=torch.float16) if small else None
+        for start in tqdm(range(0, n, cfg.batch_size), desc=desc, disable=not progress, leave=False):
+            sl = slice(start, start + cfg.batch_size)
+            logits = self._compute(rgb[sl])
+            if on_batch is not None:
+                on_batch(sl, logits)
+            if self.cache is not None:
+                self.cache[sl] = logits.cpu().half()
+
+    def _compute(self, rgb: np.ndarray) -> torch.Tensor:
+        with torch.no_grad():
+            return forward_logits(self.f, preprocess(rgb, self.device)).float()
+
+    def __call__(self, idx: np.ndarray) -> torch.Tensor:
+        """(len(idx), M, H, W) float32 logits of the frames ``idx`` on cfg.device."""
+        if self.cache is not None:
+            return self.cache[torch.from_numpy(np.asarray(idx))].to(self.device).float()
+        return self._compute(self.rgb[idx])
+
+
+def fit_miner(
+    h: nn.Module,
+    logits: Callable[[np.ndarray], torch.Tensor],
+    targets: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    cfg: TrainerConfig,
+    progress: bool = True,
+    desc: str = "train h",
+    seed_offset: int = 1,
+) -> list[float]:
+    """Mini-batch training of a miner h on fixed per-frame targets (shared by Eq. 14 and pre-training).
+
+    Args:
+        h: Miner, (B, M, H, W) logits -> (B,) confidence; trained in place (train mode).
+        logits: Maps frame indices (b,) to their f logits (b, M, H, W) (a ``FrozenLogits``).
+        targets: (N,) float32 per-frame quantity the loss needs (l for Eq. 14, 0/1 for BCE).
+        loss_fn: (confidence (b,), targets (b,)) -> scalar loss.
+        cfg: lr, epochs, batch_size, seed, device, optimizer.
+        progress: Show a tqdm bar.
+        desc: Label of the bar.
+        seed_offset: Added to cfg.seed for the shuffling.
+
+    Returns:
+        Mean loss of each epoch (early stop with NaN last when the loss stops being finite).
+    """
+    device = torch.device(cfg.device)
+    n = len(targets)
+    gen = torch.Generator().manual_seed(cfg.seed + seed_offset)
+    h.to(device).train()
+    opt = _optimizer(h.parameters(), cfg)
+    losses: list[float] = []
+    for _ in tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False):
+        total = 0.0
+        for idx in _batches(torch.randperm(n, generator=gen).numpy(), cfg.batch_size):
+            conf = h(logits(idx)).reshape(-1)
+            loss = loss_fn(conf, targets[torch.from_numpy(idx)].to(device))
+            if not torch.isfinite(loss):
+                losses.append(float("nan"))
+                return losses
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        losses.append(total / n)
+    recalibrate_batchnorm(h, (logits(idx) for idx in _batches(np.arange(n), cfg.batch_size)))
+    return losses
+
+
+_BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def recalibrate_batchnorm(module: nn.Module, batches: Iterable[torch.Tensor]) -> None:
+    """Set every BatchNorm's running mean/variance to the average over ``batches`` (no gradients).
+
+    After a few dozen optimiser steps (h in Eq. 14 or pre-training) the running statistics, updated
+    with momentum 0.1 from their initial (0, 1), still lag the activations, and the eval-mode output
+    can differ wildly from the train-mode output that was optimised. One pass with a cumulative
+    average (momentum=None) fixes that; the weights do not change.
+
+    Args:
+        module: Network with BatchNorm layers (others are ignored); its train/eval mode is kept.
+        batches: Inputs of the module, e.g. its training batches.
+    """
+    norms = [m for m in module.modules() if isinstance(m, _BATCHNORMS) and m.track_running_stats]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    was_training = module.training
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    module.train()
+    try:
+        with torch.no_grad():
+            for x in batches:
+                module(x)
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        module.train(was_training)
+
+
+def train_miner(
+    f: nn.Module,
+    h: nn.Module,
+    images: Sequence[np.ndarray] | np.ndarray,
+    labels: Sequence[np.ndarray] | np.ndarray,
+    cfg: TrainerConfig,
+    progress: bool = True,
+) -> list[float]:
+    """Eq. 14: with f frozen, minimise L_h = h(f(x)) * l(f(x), F(x)) + beta * (-log h(f(x))), in place.
+
+    l is the per-image cross-entropy of the frozen f against the labels (a constant for h); the optimum
+    per frame is h = min(1, beta / l) (``laecips_core.mining.miner_target``).
+
+    Args:
+        f: Edge model, used in eval mode without gradients and left unchanged.
+        h: Miner, (B, M, H, W) logits -> (B,) confidence in (0, 1]; updated in place.
+        images: N frames (H, W, 3) uint8 RGB.
+        labels: N fused label maps F(x) (H, W).
+        cfg: lr, epochs, batch_size, beta, seed, num_threads, device, optimizer.
+        progress: Show tqdm bars.
+
+    Returns:
+        Mean L_h of each epoch (NaN last and early stop on divergence).
+    """
+    rgb, y = _prepare(images, labels, cfg)
+    seg_losses = torch.empty(len(rgb))
+
+    def per_image_loss(sl: slice, logits: torch.Tensor) -> None:
+        target = y[sl].to(logits.device)
+        _check_targets(target, logits.shape[1])
+        seg_losses[sl] = seg_loss_per_image(logits, target).cpu()
+
+    with torch_threads(cfg.num_threads), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed + 1)
+        source = FrozenLogits(f, rgb, cfg, per_image_loss, progress, "f(x) for Eq. 14")
+        return fit_miner(
+            h,
+            source,
+            seg_losses,
+            lambda conf, loss: miner_loss(conf, loss, cfg.beta),
+            cfg,
+            progress,
+            "train h (Eq. 14)",
+        )
+
+
+def evaluate_agreement(
+    f: nn.Module,
+    images: Sequence[np.ndarray] | np.ndarray,
+    labels: Sequence[np.ndarray] | np.ndarray,
+    cfg: TrainerConfig,
+) -> dict[str, float]:
+    """Agreement of f's argmax with reference labels (F(x) online, ground truth in pre-training).
+
+    Computed at ``cfg.input_size``; pixels labelled 255 are ignored.
+
+    Returns:
+        ``{"miou": dataset-level mIoU (Eq. 25 over the confusion matrix), "frame_miou": mean of
+        per-frame mIoU, "pixel_acc": share of correct pixels, "n": frames}``.
+    """
+    rgb, y = _prepare(images, labels, cfg)
+    device = torch.device(cfg.device)
+    was_training = f.training
+    f.to(device).eval()
+    conf: np.ndarray | None = None
+    frame_scores: list[float] = []
+    try:
+        with torch_threads(cfg.num_threads), torch.inference_mode():
+            for start in range(0, len(rgb), cfg.batch_size):
+                logits = forward_logits(f, preprocess(rgb[start : start + cfg.batch_size], device))
+                m = logits.shape[1]
+                pred = logits.argmax(1).cpu().numpy()
+                gt = y[start : start + cfg.batch_size].numpy()
+                for p, g in zip(pred, gt):
+                    c = confusion_matrix(p, g, m, ignore_index=IGNORE_INDEX)
+                    conf = c if conf is None else conf + c
+                    frame_scores.append(float(frame_miou(p, g, m)))
+    finally:
+        f.train(was_training)
+    assert conf is not None
+    total = conf.sum()
+    return {
+        "miou": float(dataset_miou(conf)),
+        "frame_miou": float(np.nanmean(frame_scores)) if frame_scores else float("nan"),
+        "pixel_acc": float(np.trace(conf) / total) if total else float("nan"),
+        "n": float(len(rgb)),
+    }
+
+
+class TrainResult(NamedTuple):
+    """Outcome of one Algorithm 2 update.
+
+    Attributes:
+        f_state: State dict of the new f (CPU tensors); the unchanged input's when not accepted.
+        h_state: State dict of the new h; the unchanged input's when not accepted.
+        accepted: True when the new f agrees with F(x) on held-back frames at least as well as the old
+            one plus ``min_improvement``; only then may the weights be pushed to the edge.
+        report: JSON-serialisable summary (losses, before/after metrics, sizes, seconds, reason).
+    """
+
+    f_state: dict[str, torch.Tensor]
+    h_state: dict[str, torch.Tensor]
+    accepted: bool
+    report: dict[str, Any]
+
+
+def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+def _finite(module: nn.Module) -> bool:
+    return all(bool(torch.isfinite(v).all()) for v in module.state_dict().values() if v.is_floating_point())
+
+
+class ContinualTrainer:
+    """The cloud's update step of Algorithm 2: train f (Eq. 13) then h (Eq. 14) on the replay buffer.
+
+    The samples are ordered by time and the most recent ``holdout_fraction`` is held back: under drift
+    the newest frames are the best proxy for what the robot sees next, and a temporal split keeps
+    near-duplicate neighbouring video frames from sitting on both sides (a random split would reward
+    memorising them). f is trained on the older part; the update is accepted only if the new f's mIoU
+    against F(x) on the held-back frames is >= the old f's + ``min_improvement``, so worse weights are
+    never emitted. When accepted, h is trained for the new f on all samples (the gate concerns f).
+    The caller's modules are never changed: training runs on deep copies.
+
+    Args:
+        cfg: Trainer settings.
+    """
+
+    def __init__(self, cfg: TrainerConfig | None = None) -> None:
+        self.cfg = cfg if cfg is not None else TrainerConfig()
+
+    def split(self, samples: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+        """Order samples by (timestamp, id) and split them into (train, held-back) lists.
+
+        The held-back slice has ``max(1, round(n * holdout_fraction))`` samples (0 when n < 2).
+        """
+        ordered = sorted(samples, key=lambda s: (float(s.timestamp), int(getattr(s, "id", 0))))
+        n = len(ordered)
+        n_hold = 0 if n < 2 else min(n - 1, max(1, round(n * self.cfg.holdout_fraction)))
+        return ordered[: n - n_hold], ordered[n - n_hold :]
+
+    def run(self, f: nn.Module, h: nn.Module, samples: Sequence[Any], progress: bool = True) -> TrainResult:
+        """Train copies of f and h on replay samples and gate the result.
+
+        Args:
+            f: Current edge model (not modified).
+            h: Current miner (not modified).
+            samples: Replay samples with ``image`` (H, W, 3) uint8, ``labels`` (H, W) F(x) and
+                ``timestamp`` (``laecips_core.replay.ReplaySample``).
+            progress: Show tqdm bars.
+
+        Returns:
+            TrainResult; ``report`` has loss_f, loss_h, before, after, accepted, n_train, n_holdout,
+            seconds, reason and the config.
+        """
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        train, hold = self.split(samples)
+        report: dict[str, Any] = {
+            "loss_f": [],
+            "loss_h": [],
+            "before": {},
+            "after": {},
+            "accepted": False,
+            "n_train": len(train),
+            "n_holdout": len(hold),
+            "metric": "miou",
+            "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
+        }
+        new_f, new_h = copy.deepcopy(f), copy.deepcopy(h)
+        if not hold:
+            report["reason"] = f"{len(train)} sample(s): need >= 2 to train and hold one back"
+            return self._finish(f, h, report, t0, accepted=False)
+        with torch_threads(cfg.num_threads):
+            hold_x = [s.image for s in hold]
+            hold_y = [s.labels for s in hold]
+            report["before"] = evaluate_agreement(new_f, hold_x, hold_y, cfg)
+            report["loss_f"] = train_edge(
+                new_f, [s.image for s in train], [s.labels for s in train], cfg, progress
+            )
+            if not (math.isfinite(report["loss_f"][-1]) and _finite(new_f)):
+                report["reason"] = "f diverged (non-finite loss or weights); lower TrainerConfig.lr"
+                return self._finish(f, h, report, t0, accepted=False)
+            report["after"] = evaluate_agreement(new_f, hold_x, hold_y, cfg)
+            gain = report["after"]["miou"] - report["before"]["miou"]
+            if not gain >= cfg.min_improvement:
+                report["reason"] = (
+                    f"held-back mIoU vs F(x) went {report['before']['miou']:.4f} -> "
+                    f"{report['after']['miou']:.4f} (need +{cfg.min_improvement}); old weights kept"
+                )
+                return self._finish(f, h, report, t0, accepted=False)
+            every = list(train) + list(hold)
+            report["loss_h"] = train_miner(
+                new_f, new_h, [s.image for s in every], [s.labels for s in every], cfg, progress
+            )
+            if not (math.isfinite(report["loss_h"][-1]) and _finite(new_h)):
+                report["reason"] = "h diverged (non-finite Eq. 14 loss); lower TrainerConfig.lr"
+                return self._finish(f, h, report, t0, accepted=False)
+        report["reason"] = f"held-back mIoU vs F(x) improved by {gain:+.4f}"
+        return self._finish(new_f, new_h, report, t0, accepted=True)
+
+    @staticmethod
+    def _finish(
+        f: nn.Module, h: nn.Module, report: dict[str, Any], t0: float, *, accepted: bool
+    ) -> TrainResult:
+        report["accepted"] = accepted
+        report["seconds"] = time.perf_counter() - t0
+        return TrainResult(_cpu_state(f), _cpu_state(h), accepted, report)
+
+
+def plot_report(report: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Write a PNG of an update's loss curves (Eq. 13 and Eq. 14) and its held-back metrics.
+
+    Args:
+        report: ``TrainResult.report``.
+        path: Output .png file, written atomically.
+    """
+    from matplotlib.figure import Figure  # imported here: plotting is optional for the trainer
+
+    fig = Figure(figsize=(8, 3.2), dpi=100)
+    panels = (
+        ("loss_f", "f: l(f(x), F(x)) (Eq. 13)", "CE [nats/pixel]"),
+        ("loss_h", "h: L_h (Eq. 14)", "L_h"),
+    )
+    for i, (key, title, ylabel) in enumerate(panels):
+        ax = fig.add_subplot(1, 2, i + 1)
+        values = list(report.get(key) or [])
+        if values:
+            ax.plot(range(1, len(values) + 1), values, marker="o")
+        else:
+            ax.text(0.5, 0.5, "not trained", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    before = report.get("before", {}).get("miou", float("nan"))
+    after = report.get("after", {}).get("miou", float("nan"))
+    fig.suptitle(
+        f"held-back mIoU vs F(x): {before:.3f} -> {after:.3f}   accepted={report.get('accepted')}   "
+        f"n_train={report.get('n_train')} n_holdout={report.get('n_holdout')}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write_bytes(path, buf.getvalue())

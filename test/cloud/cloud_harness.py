@@ -1,0 +1,105 @@
+"""Cloud test harness: tiny bundles, parameter files, a ROS listener in the test process."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+import torch
+import yaml
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile
+
+NUM_CLASSES = 4
+MINER_IN_SIZE = (32, 32)
+
+
+def make_bundle(path: Path, version: int = 0, seed: int = 0) -> Path:
+    """A tiny_fcn f + MinerNet h bundle (M = NUM_CLASSES) written with weights.save_bundle."""
+    from laecips_core.mining import MinerNet
+    from laecips_core.models import build_edge_model
+    from laecips_core.weights import save_bundle
+
+    torch.manual_seed(seed)
+    f = build_edge_model("tiny_fcn", NUM_CLASSES, pretrained_backbone=False)
+    h = MinerNet(NUM_CLASSES, in_size=MINER_IN_SIZE)
+    metadata = {
+        "model_name": "tiny_fcn",
+        "num_classes": NUM_CLASSES,
+        "version": version,
+        "miner_in_size": str(list(MINER_IN_SIZE)),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_bundle(path, f, h, metadata)
+    return path
+
+
+def frame(seed: int, height: int = 120, width: int = 160) -> np.ndarray:
+    """A deterministic (H, W, 3) uint8 image of 8x8 colour blocks."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, size=(height // 8, width // 8, 3), dtype=np.uint8)
+    return np.kron(base, np.ones((8, 8, 1), dtype=np.uint8))
+
+
+def write_params(path: Path, node_name: str, params: dict[str, Any]) -> Path:
+    """A ROS 2 parameters YAML file for one node."""
+    path.write_text(yaml.safe_dump({node_name: {"ros__parameters": params}}), encoding="utf-8")
+    return path
+
+
+class RosListener:
+    """A node in the test process (own context and domain) recording messages of some topics."""
+
+    def __init__(self, domain_id: int) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = rclpy.create_node("cloud_test_listener", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.lock = threading.Lock()
+        self.messages: dict[str, list[Any]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while not self._stop.is_set() and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def listen(self, msg_type: type, topic: str, qos: QoSProfile) -> None:
+        """Start recording `topic`."""
+        self.messages.setdefault(topic, [])
+
+        def store(msg: Any) -> None:
+            with self.lock:
+                self.messages[topic].append(msg)
+
+        self.node.create_subscription(msg_type, topic, store, qos)
+
+    def received(self, topic: str) -> list[Any]:
+        """Messages of `topic` so far."""
+        with self.lock:
+            return list(self.messages.get(topic, []))
+
+    def wait_for(self, topic: str, predicate: Callable[[Any], bool], timeout_s: float) -> Any | None:
+        """The first message of `topic` for which predicate holds, waiting up to timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for msg in self.received(topic):
+                if predicate(msg):
+                    return msg
+            time.sleep(0.05)
+        return None
+
+    def close(self) -> None:
+        """Stop spinning and shut the context down."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)

@@ -1,0 +1,73 @@
+"""The demo's monitor and report (scripts/demo.py) on hand-made SegmentationResult messages."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from laecips_msgs.msg import SegmentationResult
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def demo():
+    spec = importlib.util.spec_from_file_location("laecips_demo", ROOT / "scripts" / "demo.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def _result(stamp_s: int, labels: np.ndarray, source: str, version: int, uploaded: bool, total_s: float):
+    msg = SegmentationResult()
+    msg.header.stamp.sec = stamp_s
+    msg.labels.height, msg.labels.width = labels.shape
+    msg.labels.encoding, msg.labels.step = "mono8", labels.shape[1]
+    msg.labels.data = labels.astype(np.uint8).tobytes()
+    msg.source, msg.model_version, msg.uploaded, msg.total_s = source, version, uploaded, total_s
+    return msg
+
+
+def test_report_scores_final_outputs_per_source_and_pass(demo) -> None:
+    gt = np.zeros((4, 4), np.uint8)
+    gt[:, 2:] = 1  # two classes, half the image each
+    wrong = np.zeros((4, 4), np.uint8)  # IoU class 0 = 0.5, class 1 = 0 -> mIoU 0.25
+    monitor = demo.Monitor({1_000_000_000: gt, 2_000_000_000: gt, 3_000_000_000: gt})
+    # frame 1: easy, edge wrong; frame 2: uploaded, cloud right; frame 3: uploaded, fallback wrong.
+    monitor.on_result(_result(1, wrong, "edge", 0, False, 0.01))
+    monitor.on_result(_result(2, wrong, "edge", 0, True, 0.01))
+    monitor.on_result(_result(3, wrong, "edge", 1, True, 0.02))
+    monitor.on_result(_result(2, gt, "cloud", 0, True, 0.5))
+    monitor.on_result(_result(3, wrong, "fallback", 1, True, 2.0))
+    monitor.on_result(_result(9, wrong, "edge", 1, False, 0.01))  # no ground truth: not scored
+    # second pass over the same stamps: a new frame record, easy this time
+    monitor.on_result(_result(2, gt, "edge", 1, False, 0.03))
+    report = demo.summarise(monitor, {"wall_s": 1.0})
+    assert report["frames"] == 4 and report["cur"] == pytest.approx(0.5)
+    assert report["miou"]["edge"] == pytest.approx((0.25 + 1.0) / 2)
+    assert report["miou"]["cloud"] == pytest.approx(1.0)
+    assert report["miou"]["fallback"] == pytest.approx(0.25)
+    assert report["miou"]["all"] == pytest.approx((0.25 + 1.0 + 0.25 + 1.0) / 4)
+    assert report["miou_f_alone"] == pytest.approx((0.25 * 3 + 1.0) / 4)
+    assert report["miou_cloud_answered"] == {"f": pytest.approx(0.25), "F": pytest.approx(1.0), "frames": 1}
+    assert report["model_versions"] == [0, 1]
+    assert report["miou_by_model_version"] == {"0": pytest.approx(0.625), "1": pytest.approx(0.625)}
+    assert report["counts"]["results_not_matched"] == 1 and report["counts"]["cloud"] == 1
+    assert report["latency_s"]["p50"] == pytest.approx(np.percentile([0.01, 0.5, 2.0, 0.03], 50))
+    json.dumps(report)  # plain JSON (NaN-free)
+    assert "frames" in demo.format_report({**report, "wall_s": 1.0})
+
+
+def test_report_without_cloud_frames_has_null_fallback(demo) -> None:
+    gt = np.ones((2, 2), np.uint8)
+    monitor = demo.Monitor({5_000_000_000: gt})
+    monitor.on_result(_result(5, gt, "edge", 0, False, 0.01))
+    report = demo.summarise(monitor, {"wall_s": 0.5})
+    assert report["miou"]["fallback"] is None and report["miou"]["cloud"] is None
+    assert report["miou"]["all"] == pytest.approx(1.0)

@@ -37,7 +37,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             "edge_model_path",
             default_value="",
-            description="bundle the robot's edge starts from (seeds the weight store; '' = the YAML's)",
+            description="bundle the robot's edge starts from (seeds the cloud's and trainer's weight stores)",
         ),
     ]
     robot_ids = [LaunchConfiguration("robot_id")]

@@ -8,6 +8,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Iterable
@@ -16,15 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from laecips_core.data import NUM_CLASSES
+from laecips_core.errors import LaecipsError
+from laecips_core.processes import ProcessGroup, free_port, random_domain_id, ros_env, zenoh_endpoint
+
+from laecips_core import bags, imaging, metrics, pretraining, transport, weights
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "test"))  # ProcessGroup and friends are shared with the process tests
-
-from laecips_core.data import NUM_CLASSES  # noqa: E402
-from laecips_core.errors import LaecipsError  # noqa: E402
-from launch_helpers import ProcessGroup, free_port, random_domain_id, ros_env, zenoh_endpoint  # noqa: E402
-
-from laecips_core import bags, imaging, metrics, pretraining, transport, weights  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -226,11 +225,11 @@ class Monitor:
             if out.uploaded:
                 self.open_by_stamp[stamp] = record
         else:
-            record = self.open_by_stamp.pop(stamp, None)
-            if record is None:
+            waiting = self.open_by_stamp.pop(stamp, None)
+            if waiting is None:
                 self.unmatched += 1
             else:
-                record.final = out
+                waiting.final = out
 
     def on_diagnostics(self, msg: Any) -> None:
         """Keep the newest key/values of the edge's DiagnosticStatus."""
@@ -358,7 +357,7 @@ def run(cfg: DemoConfig) -> int:
     cfg.out.mkdir(parents=True, exist_ok=True)
     priv, pub = ensure_keys(cfg.out / "keys")
     log(f"default weights (profile {cfg.weights_profile}; trained once, then cached)")
-    bundle = pretraining.ensure_default_weights(profile=cfg.weights_profile, progress=False)
+    bundle = pretraining.ensure_default_weights(profile=cfg.weights_profile, progress=True)
     bag = ensure_bag(cfg)
     truth = ground_truth(bag)
     delta = calibrate_delta(bundle, cfg)
@@ -419,7 +418,10 @@ def run(cfg: DemoConfig) -> int:
         "setup": asdict(cfg),
     }
     os.environ["ROS_DOMAIN_ID"] = str(domain)  # the monitor joins the children's domain
-    # Ctrl-C raises KeyboardInterrupt here (handled below: every process is stopped).
+    # Ctrl-C raises KeyboardInterrupt here, and so do SIGTERM/SIGHUP (handled below: every process of the
+    # demo is stopped, none is left behind).
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     rclpy.init(domain_id=domain, signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node("laecips_demo_monitor")
     monitor = Monitor(truth)
@@ -499,6 +501,8 @@ def run(cfg: DemoConfig) -> int:
         print(group.logs(), flush=True)
         status = 1
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # cleanup is bounded; let it finish
+            signal.signal(sig, signal.SIG_IGN)
         group.stop_all()
         if zsession is not None:
             zsession.close()
@@ -522,6 +526,12 @@ def run(cfg: DemoConfig) -> int:
     print(format_report(report), flush=True)
     log(f"report written to {cfg.out / 'report.json'}; all processes stopped")
     return status
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM/SIGHUP handler: stop like Ctrl-C."""
+    del frame
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _check(group: ProcessGroup) -> None:

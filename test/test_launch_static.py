@@ -98,6 +98,15 @@ def declared_parameters(source: Path) -> set[str]:
                     for elt in arg.elts:
                         if isinstance(elt, ast.Tuple) and elt.elts and isinstance(elt.elts[0], ast.Constant):
                             names.add(f"{namespace}.{elt.elts[0].value}" if namespace else elt.elts[0].value)
+    for table, elts in _module_tables(tree).items():
+        if declares or table in handed_over:
+            names |= _table_entries(elts, tree)
+    return names
+
+
+def _module_tables(tree: ast.Module) -> dict[str, list[ast.expr]]:
+    """Module-level assignments to a name containing "PARAM" whose value is a tuple/list -> its items."""
+    tables: dict[str, list[ast.expr]] = {}
     for node in tree.body:
         targets: list[ast.expr] = []
         value = None
@@ -105,16 +114,39 @@ def declared_parameters(source: Path) -> set[str]:
             targets, value = node.targets, node.value
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
             targets, value = [node.target], node.value
-        tables = [t.id for t in targets if isinstance(t, ast.Name) and "PARAM" in t.id.upper()]
-        if not tables or not (declares or handed_over & set(tables)):
-            continue
         if isinstance(value, ast.Tuple | ast.List):
-            for elt in value.elts:
-                if isinstance(elt, ast.Call) and _first_string(elt):
-                    names.add(_first_string(elt) or "")
-                elif isinstance(elt, ast.Tuple) and elt.elts and isinstance(elt.elts[0], ast.Constant):
-                    names.add(str(elt.elts[0].value))
+            for target in targets:
+                if isinstance(target, ast.Name) and "PARAM" in target.id.upper():
+                    tables[target.id] = list(value.elts)
+    return tables
+
+
+def _table_entries(elts: list[ast.expr], tree: ast.Module, depth: int = 0) -> set[str]:
+    """Literal first strings of a table's calls/tuples; ``*OTHER`` is expanded from this module's tables
+    or from ``from <module under src/> import OTHER`` (e.g. laecips_core.params.ZENOH_PARAMS)."""
+    names: set[str] = set()
+    for elt in elts:
+        if isinstance(elt, ast.Call) and _first_string(elt):
+            names.add(_first_string(elt) or "")
+        elif isinstance(elt, ast.Tuple) and elt.elts and isinstance(elt.elts[0], ast.Constant):
+            names.add(str(elt.elts[0].value))
+        elif isinstance(elt, ast.Starred) and isinstance(elt.value, ast.Name) and depth < 4:
+            names |= _resolve_table(elt.value.id, tree, depth + 1)
     return names
+
+
+def _resolve_table(table: str, tree: ast.Module, depth: int) -> set[str]:
+    local = _module_tables(tree)
+    if table in local:
+        return _table_entries(local[table], tree, depth)
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module and any(a.name == table for a in node.names):
+            parts = node.module.split(".")
+            path = SRC.joinpath(parts[0], *parts).with_suffix(".py")
+            if path.is_file():
+                other = ast.parse(path.read_text())
+                return _table_entries(_module_tables(other).get(table, []), other, depth)
+    return set()
 
 
 def _kw(call: ast.Call, name: str) -> ast.expr | None:
@@ -182,6 +214,14 @@ def test_parser_reads_both_declaration_styles(tmp_path: Path) -> None:
     assert declared_parameters(src) == set()
     src.write_text("NODE_PARAMS = (Spec('alpha'),)\ndef f(n):\n    declare_config(n, NODE_PARAMS)\n")
     assert declared_parameters(src) == {"alpha"}
+    src.write_text(  # shared rows spliced in from this module or from a module under src/
+        "from laecips_core.params import ZENOH_PARAMS\n"
+        "_SHARED_PARAMS = (Spec('beta'),)\n"
+        "NODE_PARAMS = (Spec('alpha'), *_SHARED_PARAMS, *ZENOH_PARAMS, *UNKNOWN_PARAMS)\n"
+        "def f(n):\n    declare_config(n, NODE_PARAMS)\n"
+    )
+    assert declared_parameters(src) == {"alpha", "beta", "zenoh_config", "zenoh_mode", "zenoh_listen",
+                                        "zenoh_connect", "zenoh_open_timeout_s"}  # fmt: skip
 
 
 def test_launch_files_exist() -> None:

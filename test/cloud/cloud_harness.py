@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rclpy
 import torch
 import yaml
-from rclpy.executors import SingleThreadedExecutor
+from launch_helpers import RosTestNode
 from rclpy.qos import QoSProfile
 
 NUM_CLASSES = 4
@@ -52,24 +50,12 @@ def write_params(path: Path, node_name: str, params: dict[str, Any]) -> Path:
     return path
 
 
-class RosListener:
+class RosListener(RosTestNode):
     """A node in the test process (own context and domain) recording messages of some topics."""
 
     def __init__(self, domain_id: int) -> None:
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node("cloud_test_listener", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.lock = threading.Lock()
         self.messages: dict[str, list[Any]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set() and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
+        super().__init__(domain_id, "cloud_test_listener")
 
     def listen(self, msg_type: type, topic: str, qos: QoSProfile) -> None:
         """Start recording `topic`."""
@@ -95,11 +81,3 @@ class RosListener:
                     return msg
             time.sleep(0.05)
         return None
-
-    def close(self) -> None:
-        """Stop spinning and shut the context down."""
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from laecips_core.errors import ConfigError
-from laecips_core.mining import miner_target
+from laecips_core.mining import MinerNet, miner_target
 from laecips_core.models import build_edge_model, preprocess
 from laecips_core.training import (
     ContinualTrainer,
@@ -101,6 +101,7 @@ def test_config_validation() -> None:
         {"holdout_fraction": 1.0},
         {"input_size": (240,)},
         {"optimizer": "lbfgs"},
+        {"gate_metric": "loss"},
         {"maxtime_s": 0},
         {"num_threads": 0},
         {"device": "no-such-device"},
@@ -217,14 +218,36 @@ def test_continual_trainer_accepts_better_weights_without_touching_inputs() -> N
     rep = result.report
     assert result.accepted and rep["accepted"]
     assert (rep["n_train"], rep["n_holdout"]) == (16, 4)
-    assert rep["after"]["miou"] > rep["before"]["miou"]
+    assert (
+        rep["after"]["frame_miou"] > rep["before"]["frame_miou"]
+        and rep["after"]["miou"] > rep["before"]["miou"]
+    )
     assert len(rep["loss_f"]) == 10 and len(rep["loss_h"]) == 10 and rep["seconds"] > 0
     assert _same_state(f_orig, f.state_dict()) and _same_state(h_orig, h.state_dict())
     assert not _same_state(f_orig, result.f_state) and not _same_state(h_orig, result.h_state)
     g = _tiny_f(seed=5)
     g.load_state_dict(result.f_state)  # the emitted state loads into a fresh f
     again = evaluate_agreement(g, images[16:], labels[16:], _cfg())
-    assert again["miou"] == pytest.approx(rep["after"]["miou"])
+    assert again["frame_miou"] == pytest.approx(rep["after"]["frame_miou"])
+
+
+def test_continual_trainer_with_the_real_miner_emits_loadable_states() -> None:
+    images, labels = _toy(10, seed=6)
+    f, h = _tiny_f(), MinerNet(M, in_size=(32, 32))  # ResNet18 h: BatchNorm re-estimated after Eq. 14
+    result = ContinualTrainer(_cfg(epochs=3, batch_size=4)).run(
+        f, h, _samples(images, labels), progress=False
+    )
+    assert result.accepted, result.report["reason"]
+    h2 = MinerNet(M, in_size=(32, 32))
+    h2.load_state_dict(result.h_state)
+    f2 = _tiny_f(seed=9)
+    f2.load_state_dict(result.f_state)
+    with torch.inference_mode():
+        conf = h2.eval()(f2.eval()(preprocess(np.stack(images))))
+    assert (
+        conf.shape == (10,) and bool(torch.isfinite(conf).all()) and bool(((conf >= 0) & (conf <= 1)).all())
+    )
+    assert len(result.report["loss_h"]) == 3 and all(math.isfinite(v) for v in result.report["loss_h"])
 
 
 def test_continual_trainer_refuses_divergent_update() -> None:
@@ -250,7 +273,8 @@ def test_continual_trainer_refuses_update_from_swapped_labels() -> None:
     bad = [swap[lab] for lab in labels[:16]] + labels[16:]  # older frames mislabelled, newest correct
     result = ContinualTrainer(_cfg(epochs=10)).run(f, _TinyMiner(M), _samples(images, bad), progress=False)
     rep = result.report
-    assert not result.accepted and rep["after"]["miou"] < rep["before"]["miou"]
+    assert not result.accepted and rep["metric"] == "frame_miou"
+    assert rep["after"]["frame_miou"] < rep["before"]["frame_miou"]
     assert _same_state(f_good, result.f_state)
     assert "old weights kept" in rep["reason"]
 
@@ -271,6 +295,7 @@ def test_plot_report_writes_png(tmp_path: Path) -> None:
     report = {
         "loss_f": [1.0, 0.5, 0.3],
         "loss_h": [],
+        "metric": "miou",
         "before": {"miou": 0.4},
         "after": {"miou": 0.5},
         "accepted": True,

@@ -1,4 +1,9 @@
-"""A stand-in cloud for the edge tests: a real Zenoh queryable speaking wire format v1, with known labels."""
+"""A controllable cloud for the slow-link edge test only: a Zenoh queryable (wire format v1), fixed delay.
+
+The real cloud_node has no parameter to add a reply delay, and the newest-wins / max_in_flight test needs a
+link slower than the camera by a known amount and a count of overlapping requests; every other edge test
+runs the real cloud_node (and trainer_node) instead.
+"""
 
 from __future__ import annotations
 

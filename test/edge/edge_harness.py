@@ -1,27 +1,27 @@
-"""Edge test harness: a ROS 2 peer in the test process, edge/cloud-double processes, tiny weight bundles."""
+"""Edge test harness: a ROS 2 peer in the test process, edge/cloud/trainer processes, tiny weight bundles."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rclpy
 import yaml
+import zenoh
 from diagnostic_msgs.msg import DiagnosticArray
-from launch_helpers import REPO_ROOT, ManagedProcess, ProcessGroup, ros_env
+from launch_helpers import REPO_ROOT, ManagedProcess, ProcessGroup, RosTestNode, ros_env
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue, SetParametersResult
 from rcl_interfaces.srv import GetParameters, SetParameters
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
+from laecips_core import transport
 from laecips_msgs.msg import SegmentationResult
 
 NUM_CLASSES = 16
@@ -66,32 +66,16 @@ def image_msg(rgb: np.ndarray, stamp: int, frame_id: str = "camera") -> Image:
     return msg
 
 
-class RosPeer:
+class RosPeer(RosTestNode):
     """A node in the test process (own context and domain) that feeds the edge and records its output."""
 
     def __init__(self, domain_id: int) -> None:
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node("edge_test_peer", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.lock = threading.Lock()
         self.results: list[SegmentationResult] = []
         self.labels: list[Image] = []
         self.overlays: list[Image] = []
         self.diagnostics: list[DiagnosticArray] = []
         self._subs: list[Any] = []
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # shutdown races end the loop
-                if not self.context.ok():
-                    return
-                raise
+        super().__init__(domain_id, "edge_test_peer")
 
     def _append(self, bucket: list[Any]) -> Callable[[Any], None]:
         def callback(msg: Any) -> None:
@@ -140,19 +124,6 @@ class RosPeer:
                         return {kv.key: kv.value for kv in status.values}
         return {}
 
-    def _call(self, srv_type: Any, name: str, request: Any, timeout_s: float) -> Any:
-        client = self.node.create_client(srv_type, name)
-        try:
-            assert client.wait_for_service(timeout_sec=timeout_s), f"service {name} not available"
-            future = client.call_async(request)
-            deadline = time.monotonic() + timeout_s
-            while not future.done() and time.monotonic() < deadline:
-                time.sleep(0.02)
-            assert future.done(), f"service {name} did not answer in {timeout_s} s"
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
-
     def set_parameter(
         self, name: str, value: Any, fqn: str = EDGE_FQN, timeout_s: float = 30.0
     ) -> SetParametersResult:
@@ -167,12 +138,12 @@ class RosPeer:
         else:
             pvalue.type, pvalue.string_value = ParameterType.PARAMETER_STRING, str(value)
         request = SetParameters.Request(parameters=[ParameterMsg(name=name, value=pvalue)])
-        response = self._call(SetParameters, f"{fqn}/set_parameters", request, timeout_s)
+        response = self.call_service(SetParameters, f"{fqn}/set_parameters", request, timeout_s)
         return response.results[0]
 
     def get_parameter(self, name: str, fqn: str = EDGE_FQN, timeout_s: float = 30.0) -> Any:
         """Value of one parameter of a remote node (int, float, str or bool)."""
-        response = self._call(
+        response = self.call_service(
             GetParameters, f"{fqn}/get_parameters", GetParameters.Request(names=[name]), timeout_s
         )
         value = response.values[0]
@@ -182,15 +153,6 @@ class RosPeer:
             ParameterType.PARAMETER_STRING: value.string_value,
             ParameterType.PARAMETER_BOOL: value.bool_value,
         }.get(value.type)
-
-    def close(self) -> None:
-        """Shut the context down and stop the spinning thread."""
-        try:
-            self.executor.shutdown(timeout_sec=1.0)
-            self.node.destroy_node()
-        finally:
-            rclpy.try_shutdown(context=self.context)
-            self._thread.join(timeout=5.0)
 
 
 def wait_for(predicate: Callable[[], object], timeout_s: float, period_s: float = 0.05) -> bool:
@@ -232,16 +194,110 @@ def start_edge(
     group: ProcessGroup, tmp_path: Path, domain_id: int, params: dict[str, Any], name: str = "edge"
 ) -> ManagedProcess:
     """Start the edge_node console script with a parameters file."""
-    params_file = tmp_path / f"{name}.yaml"
-    params_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
+    params_file = _write_params(tmp_path / f"{name}.yaml", params)
     exe = shutil.which("edge_node") or str(Path(sys.executable).with_name("edge_node"))
     return group.start(name, [exe, "--ros-args", "--params-file", str(params_file)], env=ros_env(domain_id))
+
+
+def _write_params(path: Path, params: dict[str, Any]) -> Path:
+    """A ROS 2 parameters YAML file applying `params` to every node (``/**``)."""
+    path.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}), encoding="utf-8")
+    return path
+
+
+def _start_cloud_side(
+    group: ProcessGroup, tmp_path: Path, name: str, node: str, params: dict[str, Any], domain_id: int
+) -> ManagedProcess:
+    """Start ``laecips_cloud.<node>`` with the shipped config/<node without _node>.yaml, then `params`."""
+    params_file = _write_params(tmp_path / f"{name}.yaml", params)
+    shipped = REPO_ROOT / "config" / f"{node.removesuffix('_node')}.yaml"
+    argv = ["-m", f"laecips_cloud.{node}", "--ros-args", "--params-file", str(shipped),
+            "--params-file", str(params_file)]  # fmt: skip
+    return group.start_python(name, argv, env=ros_env(domain_id))
+
+
+def start_cloud(
+    group: ProcessGroup,
+    tmp_path: Path,
+    endpoint: str,
+    bundle: Path,
+    domain_id: int,
+    name: str = "cloud",
+    **overrides: Any,
+) -> ManagedProcess:
+    """Start the real cloud_node (client of the router at `endpoint`) for robot r1 and wait until it serves.
+
+    f is `bundle` (tiny_fcn, M = NUM_CLASSES), the LVM is felzenszwalb at work_size 80; the weight
+    store and replay buffer live in `<tmp_path>/weights` and `<tmp_path>/replay` (shared with
+    `start_trainer`), so a restarted cloud picks up where the killed one stopped.
+    """
+    params = {
+        "robot_ids": ["r1"],
+        "zenoh_mode": "client",
+        "zenoh_connect": [endpoint],
+        "lvm": "felzenszwalb",
+        "lvm_params": json.dumps({"work_size": 80}),
+        "edge_model.name": "tiny_fcn",
+        "edge_model.path": str(bundle),
+        "num_classes": NUM_CLASSES,
+        "weights_dir": str(tmp_path / "weights"),
+        "replay_dir": str(tmp_path / "replay"),
+        "diagnostics_period_s": 0.5,
+        **overrides,
+    }
+    return _start_cloud_side(group, tmp_path, name, "cloud_node", params, domain_id)
+
+
+def wait_cloud_serving(group: ProcessGroup, session: zenoh.Session, robot_id: str = "r1") -> None:
+    """Wait (bounded, 120 s) until a cloud queryable for `robot_id` is reachable through `session`."""
+    client = transport.CloudClient(session, robot_id, timeout_s=10.0)
+    assert wait_for(client.available, 120), group.logs()
+
+
+def start_trainer(
+    group: ProcessGroup,
+    tmp_path: Path,
+    endpoint: str,
+    bundle: Path,
+    domain_id: int,
+    signing_key: Path,
+    name: str = "trainer",
+    **overrides: Any,
+) -> ManagedProcess:
+    """Start the real trainer_node for robot r1 on the cloud's replay buffer and weight store.
+
+    Trains tiny_fcn on (image, F(x)) at 120x160 as soon as the buffer holds more than `maxsize`
+    samples (4 by default) and signs updates with `signing_key`.
+    """
+    params = {
+        "robot_ids": ["r1"],
+        "zenoh_mode": "client",
+        "zenoh_connect": [endpoint],
+        "replay_dir": str(tmp_path / "replay"),
+        "weights_dir": str(tmp_path / "weights"),
+        "edge_model.name": "tiny_fcn",
+        "edge_model.path": str(bundle),
+        "signing_key": str(signing_key),
+        "signer": "test-trainer",
+        "maxsize": 4,
+        "epochs": 3,
+        "lr": 0.01,
+        "batch_size": 4,
+        "input_height": 120,
+        "input_width": 160,
+        "min_improvement": 0.0,
+        "check_period_s": 0.5,
+        "train_threads": 1,
+        "diagnostics_period_s": 0.5,
+        **overrides,
+    }
+    return _start_cloud_side(group, tmp_path, name, "trainer_node", params, domain_id)
 
 
 def start_cloud_double(
     group: ProcessGroup, endpoint: str, name: str = "cloud", **options: Any
 ) -> ManagedProcess:
-    """Start test/edge/cloud_double.py (a real Zenoh queryable with known labels) and wait until ready."""
+    """Start test/edge/cloud_double.py (a Zenoh queryable with a fixed reply delay) and wait until ready."""
     argv = [sys.executable, str(Path(__file__).with_name("cloud_double.py")), "--connect", endpoint]
     for key, value in options.items():
         argv += [f"--{key.replace('_', '-')}", str(value)]
@@ -250,23 +306,30 @@ def start_cloud_double(
     return proc
 
 
-def make_bundle(path: Path, version: int, label: int) -> Path:
-    """A tiny_fcn + MinerNet bundle (save_bundle) whose f labels every pixel `label` (classifier bias)."""
+def make_bundle(path: Path, version: int, label: int | None, seed: int | None = None) -> Path:
+    """A tiny_fcn + MinerNet bundle (save_bundle).
+
+    Args:
+        path: file to write.
+        version: the bundle's version.
+        label: f labels every pixel `label` (classifier bias); None keeps the random init, a poor f
+            whose labels vary over the image.
+        seed: torch seed of the random init (default: `version`).
+    """
     import torch
     from laecips_core.mining import MinerNet
     from laecips_core.models import build_edge_model
 
     from laecips_core import weights
 
-    torch.manual_seed(version)
-    f = build_edge_model("tiny_fcn", NUM_CLASSES)
-    with torch.no_grad():
-        for name in ("low_classifier", "high_classifier"):
+    torch.manual_seed(version if seed is None else seed)
+    f = build_edge_model("tiny_fcn", NUM_CLASSES, pretrained_backbone=False)
+    for name in ("low_classifier", "high_classifier") if label is not None else ():
+        with torch.no_grad():
             bias = getattr(f.head, name).bias
             bias.zero_()
             bias[label] = 50.0
     h = MinerNet(NUM_CLASSES)
-    weights.save_bundle(
-        path, f, h, {"model_name": "tiny_fcn", "num_classes": NUM_CLASSES, "version": version}
-    )
+    metadata = {"model_name": "tiny_fcn", "num_classes": NUM_CLASSES, "version": version}
+    weights.save_bundle(path, f, h, metadata)
     return path

@@ -11,8 +11,9 @@ import time
 import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
-from laecips_msgs.msg import ModelUpdate, SegmentationResult
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from laecips_msgs.msg import ModelUpdate, SegmentationResult
 
 QOS = QoSProfile(
     depth=5,

@@ -4,29 +4,42 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, cast
 
 import numpy as np
-import rclpy
 import zenoh
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from laecips_core.errors import ConfigError, LaecipsError, ReplayError, WeightsError, WireFormatError
 from laecips_core.fusion import ORDERS, MaskOrder, assisted_inference
 from laecips_core.lvm import LVM, build_lvm, lvm_registry
+from laecips_core.params import (
+    ZENOH_PARAMS,
+    ParamSpec,
+    ZenohFields,
+    check_choice,
+    check_ranges,
+    check_robot_ids,
+)
 from laecips_core.predictor import EdgePredictor
 from laecips_core.replay import ReplayBuffer
 from laecips_core.training_job import build_models, replay_path, seed_store, store_dir
 from laecips_core.weights import WeightStore, load_bundle, parse_bundle, verify_digest
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.executors import ExternalShutdownException
+from laecips_edge.node_support import (
+    declare_config,
+    diagnostic_status,
+    publish_diagnostics,
+    run_node,
+    set_parameters_result,
+    stop_service,
+)
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -43,72 +56,7 @@ MODEL_CACHE = 2
 
 
 @dataclass(frozen=True)
-class ParamSpec:
-    """One ROS parameter: name, config field, description, numeric range, runtime mutability."""
-
-    name: str
-    field: str
-    description: str
-    lo: float | None = None
-    hi: float | None = None
-    mutable: bool = False
-
-
-def descriptor(spec: ParamSpec, default: Any) -> ParameterDescriptor:
-    """ParameterDescriptor with the description, read_only flag and, for numbers, the allowed range."""
-    desc = ParameterDescriptor(description=spec.description, read_only=not spec.mutable)
-    if spec.lo is not None and spec.hi is not None:
-        if isinstance(default, float):
-            desc.floating_point_range = [
-                FloatingPointRange(from_value=float(spec.lo), to_value=float(spec.hi))
-            ]
-        else:
-            desc.integer_range = [IntegerRange(from_value=int(spec.lo), to_value=int(spec.hi), step=1)]
-    return desc
-
-
-def declare_config(node: Node, specs: Sequence[ParamSpec], defaults: Any) -> dict[str, Any]:
-    """Declare every parameter of a node (defaults from a config dataclass) and return field -> value.
-
-    Tuples of strings become STRING_ARRAY parameters (empty when not overridden).
-    """
-    values: dict[str, Any] = {}
-    for spec in specs:
-        default = getattr(defaults, spec.field)
-        if isinstance(default, tuple):
-            param: Parameter = node.declare_parameter(
-                spec.name, Parameter.Type.STRING_ARRAY, descriptor(spec, default)
-            )
-            values[spec.field] = tuple(param.value) if param.value else default
-        else:
-            values[spec.field] = node.declare_parameter(spec.name, default, descriptor(spec, default)).value
-    return values
-
-
-def check_zenoh_fields(config_path: str, mode: str, listen: Sequence[str], connect: Sequence[str]) -> None:
-    """Validate the zenoh_* parameters shared by the cloud and trainer nodes (raises ConfigError)."""
-    if config_path and not Path(config_path).expanduser().is_file():
-        raise ConfigError(f"zenoh_config {config_path!r} does not exist: give a json5 file or ''")
-    if mode not in ("", "peer", "client", "router"):
-        raise ConfigError(f"zenoh_mode {mode!r} is not one of '', peer, client, router")
-    transport.load_zenoh_config(
-        config_path or None,
-        mode=mode or None,
-        listen=list(listen) if listen else None,
-        connect=list(connect) if connect else None,
-    )
-
-
-def check_range(name: str, value: float, lo: float, hi: float) -> None:
-    """Raise ConfigError unless lo <= value <= hi (finite)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"parameter {name}={value!r} must be a finite number")
-    if not lo <= value <= hi:
-        raise ConfigError(f"parameter {name}={value} is outside [{lo}, {hi}]")
-
-
-@dataclass(frozen=True)
-class CloudConfig:
+class CloudConfig(ZenohFields):
     """Frozen parameters of the cloud node (one field per ROS parameter; dots become underscores).
 
     Attributes:
@@ -139,11 +87,6 @@ class CloudConfig:
     """
 
     robot_ids: tuple[str, ...] = ("robot1",)
-    zenoh_config: str = ""
-    zenoh_mode: str = ""
-    zenoh_listen: tuple[str, ...] = ()
-    zenoh_connect: tuple[str, ...] = ()
-    zenoh_open_timeout_s: float = 30.0
     lvm: str = "felzenszwalb"
     lvm_params: str = "{}"
     edge_model_name: str = "lraspp_mobilenetv3"
@@ -172,16 +115,11 @@ class CloudConfig:
         Raises:
             ConfigError: naming the parameter and what is allowed.
         """
-        if not self.robot_ids or len(set(self.robot_ids)) != len(self.robot_ids):
-            raise ConfigError(f"robot_ids {list(self.robot_ids)} must be a non-empty list of distinct ids")
-        for robot_id in self.robot_ids:
-            transport.validate_robot_id(robot_id)
-        check_zenoh_fields(self.zenoh_config, self.zenoh_mode, self.zenoh_listen, self.zenoh_connect)
-        if self.lvm not in lvm_registry:
-            raise ConfigError(f"parameter lvm={self.lvm!r} is not one of {sorted(lvm_registry)}")
+        check_robot_ids(self.robot_ids)
+        self.check_zenoh()
+        check_choice("lvm", self.lvm, sorted(lvm_registry))
         self.lvm_kwargs()
-        if self.fusion_order not in ORDERS:
-            raise ConfigError(f"parameter fusion_order={self.fusion_order!r} is not one of {list(ORDERS)}")
+        check_choice("fusion_order", self.fusion_order, ORDERS)
         if (self.input_height == 0) != (self.input_width == 0):
             raise ConfigError(
                 "set both input_height and input_width (pixels), or both to 0 for the image size"
@@ -194,9 +132,7 @@ class CloudConfig:
             raise ConfigError(f"trusted_public_key {self.trusted_public_key!r} does not exist")
         if not self.weights_dir or not self.replay_dir:
             raise ConfigError("weights_dir and replay_dir must be folders (they are shared with the trainer)")
-        for spec in CLOUD_PARAMS:
-            if spec.lo is not None and spec.hi is not None:
-                check_range(spec.name, getattr(self, spec.field), spec.lo, spec.hi)
+        check_ranges(self, CLOUD_PARAMS)
         return self
 
     def lvm_kwargs(self) -> dict[str, Any]:
@@ -214,25 +150,10 @@ class CloudConfig:
         """(H, W) f runs at, or None for each image's own size."""
         return (self.input_height, self.input_width) if self.input_height else None
 
-    def zenoh(self) -> zenoh.Config:
-        """The Zenoh config of this node (multicast scouting forced off)."""
-        return transport.load_zenoh_config(
-            self.zenoh_config or None,
-            mode=self.zenoh_mode or None,
-            listen=list(self.zenoh_listen) if self.zenoh_listen else None,
-            connect=list(self.zenoh_connect) if self.zenoh_connect else None,
-        )
-
 
 CLOUD_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("robot_ids", "robot_ids", "robots served, one Zenoh queryable laecips/<robot_id>/infer each"),
-    ParamSpec("zenoh_config", "zenoh_config", "Zenoh json5 config file ('' = Zenoh defaults, peer mode)"),
-    ParamSpec("zenoh_mode", "zenoh_mode", "Zenoh mode: peer, client, router or '' (the file's)"),
-    ParamSpec("zenoh_listen", "zenoh_listen", "Zenoh endpoints to listen on (empty = the file's)"),
-    ParamSpec("zenoh_connect", "zenoh_connect", "Zenoh endpoints to connect to (empty = the file's)"),
-    ParamSpec(
-        "zenoh_open_timeout_s", "zenoh_open_timeout_s", "retry opening Zenoh this long (s)", 0.0, 3600.0
-    ),
+    *ZENOH_PARAMS,
     ParamSpec("lvm", "lvm", "large vision model: sam, litemedsam, felzenszwalb or slic"),
     ParamSpec("lvm_params", "lvm_params", 'JSON object of LVM keyword arguments, e.g. {"checkpoint": ...}'),
     ParamSpec("edge_model.name", "edge_model_name", "edge model f (registry name); bundles must match"),
@@ -720,7 +641,6 @@ class CloudNode(Node):
         super().__init__(NODE_NAME, **kwargs)
         values = declare_config(self, CLOUD_PARAMS, CloudConfig())
         self._cfg = CloudConfig(**values).validate()
-        self._by_name = {spec.name: spec for spec in CLOUD_PARAMS}
         reliable = QoSProfile(
             history=HistoryPolicy.KEEP_LAST,
             depth=50,
@@ -760,14 +680,8 @@ class CloudNode(Node):
         self._status_pub.publish(msg)
 
     def _publish_diagnostics(self) -> None:
-        array = DiagnosticArray()
-        array.header.stamp = self.get_clock().now().to_msg()
+        statuses = []
         for robot, stats in self._service.snapshot().items():
-            status = DiagnosticStatus()
-            status.name = f"{self.get_name()}: {robot}"
-            status.hardware_id = robot
-            status.level = DiagnosticStatus.WARN if stats.errors or stats.busy else DiagnosticStatus.OK
-            status.message = stats.last_error[:200] if stats.last_error else "serving"
             done = max(stats.ok, 1)
             values = {
                 "requests": stats.requests,
@@ -782,64 +696,31 @@ class CloudNode(Node):
                 "mean_lvm_s": round(stats.lvm_s_sum / done, 4),
                 "mean_cloud_s": round(stats.cloud_s_sum / done, 4),
             }
-            status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
-            array.status.append(status)
-        self._diag_pub.publish(array)
+            level = DiagnosticStatus.WARN if stats.errors or stats.busy else DiagnosticStatus.OK
+            message = stats.last_error[:200] if stats.last_error else "serving"
+            statuses.append(diagnostic_status(f"{self.get_name()}: {robot}", robot, level, message, values))
+        publish_diagnostics(self, self._diag_pub, statuses)
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """The one runtime-change hook: only max_request_bytes, max_queue_wait_s and fusion_order change."""
-        changes: dict[str, Any] = {}
-        for param in params:
-            spec = self._by_name.get(param.name)
-            if spec is None:
-                continue
-            if not spec.mutable:
-                return SetParametersResult(
-                    successful=False, reason=f"{param.name} is read-only: restart the node"
-                )
-            changes[spec.field] = param.value
-        try:
-            new_cfg = replace(self._cfg, **changes)
-            for spec in CLOUD_PARAMS:
-                if spec.field in changes and spec.lo is not None and spec.hi is not None:
-                    check_range(spec.name, getattr(new_cfg, spec.field), spec.lo, spec.hi)
-            if new_cfg.fusion_order not in ORDERS:
-                raise ConfigError(f"fusion_order must be one of {list(ORDERS)}")
-        except (ConfigError, TypeError) as err:
-            return SetParametersResult(successful=False, reason=str(err))
+        return set_parameters_result(params, CLOUD_PARAMS, self._reconfigure)
+
+    def _reconfigure(self, changes: dict[str, Any]) -> None:
+        new_cfg = replace(self._cfg, **changes)
+        check_ranges(new_cfg, CLOUD_PARAMS, fields=changes)
+        check_choice("fusion_order", new_cfg.fusion_order, ORDERS)
         self._cfg = new_cfg
         self._service.reconfigure(new_cfg)
-        return SetParametersResult(successful=True)
 
     def destroy_node(self) -> None:
         """Stop the service and close Zenoh before the node goes."""
-        service = getattr(self, "_service", None)
-        if service is not None:
-            service.stop()
-        session = getattr(self, "_session", None)
-        if session is not None:
-            try:
-                session.close()
-            except zenoh.ZError:
-                pass
+        stop_service(getattr(self, "_service", None), getattr(self, "_session", None), self)
         super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> None:
     """Entry point ``cloud_node`` (ros2 run laecips_cloud cloud_node --ros-args ...)."""
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = CloudNode()
-            except LaecipsError as err:  # bad parameter, unreachable router, unusable bundle or key
-                rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {err}")
-                raise SystemExit(2) from err
-            try:
-                rclpy.spin(node)
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    run_node(CloudNode, NODE_NAME, args)
 
 
 if __name__ == "__main__":

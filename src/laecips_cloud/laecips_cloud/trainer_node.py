@@ -15,10 +15,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import rclpy
 import zenoh
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from laecips_core.errors import ConfigError, LaecipsError, WeightsError
+from laecips_core.params import (
+    ZENOH_PARAMS,
+    ParamSpec,
+    ZenohFields,
+    check_ranges,
+    check_robot_ids,
+)
 from laecips_core.replay import ReplayBuffer
 from laecips_core.training import TrainerConfig, should_train
 from laecips_core.training_job import JobSpec, replay_path, reports_dir, seed_store, store_dir
@@ -31,13 +37,20 @@ from laecips_core.weights import (
     sha256_bytes,
     sign_digest,
 )
+from laecips_edge.node_support import (
+    declare_config,
+    diagnostic_status,
+    publish_diagnostics,
+    run_node,
+    set_parameters_result,
+    stop_service,
+)
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from laecips_cloud.cloud_node import Logger, ParamSpec, check_range, check_zenoh_fields, declare_config
+from laecips_cloud.cloud_node import Logger
 from laecips_core import transport
 from laecips_msgs.msg import ModelUpdate
 
@@ -49,7 +62,7 @@ DEFAULT_KEY_NAME = "trainer"
 
 
 @dataclass(frozen=True)
-class TrainerNodeConfig:
+class TrainerNodeConfig(ZenohFields):
     """Frozen parameters of the trainer node (one field per ROS parameter).
 
     Attributes:
@@ -89,11 +102,6 @@ class TrainerNodeConfig:
     """
 
     robot_ids: tuple[str, ...] = ("robot1",)
-    zenoh_config: str = ""
-    zenoh_mode: str = ""
-    zenoh_listen: tuple[str, ...] = ()
-    zenoh_connect: tuple[str, ...] = ()
-    zenoh_open_timeout_s: float = 30.0
     replay_dir: str = "runs/cloud/replay"
     weights_dir: str = "runs/cloud/weights"
     edge_model_name: str = "lraspp_mobilenetv3"
@@ -138,11 +146,8 @@ class TrainerNodeConfig:
 
     def validate(self) -> TrainerNodeConfig:
         """Check every field (raises ConfigError naming the parameter); returns self."""
-        if not self.robot_ids or len(set(self.robot_ids)) != len(self.robot_ids):
-            raise ConfigError(f"robot_ids {list(self.robot_ids)} must be a non-empty list of distinct ids")
-        for robot_id in self.robot_ids:
-            transport.validate_robot_id(robot_id)
-        check_zenoh_fields(self.zenoh_config, self.zenoh_mode, self.zenoh_listen, self.zenoh_connect)
+        check_robot_ids(self.robot_ids)
+        self.check_zenoh()
         if self.edge_model_path and not Path(self.edge_model_path).expanduser().is_file():
             raise ConfigError(
                 f"edge_model.path {self.edge_model_path!r} does not exist: give the edge's bundle"
@@ -154,31 +159,14 @@ class TrainerNodeConfig:
             )
         if not self.signer:
             raise ConfigError("signer must name the signing key (e.g. laecips-trainer)")
-        for spec in TRAINER_PARAMS:
-            if spec.lo is not None and spec.hi is not None:
-                check_range(spec.name, getattr(self, spec.field), spec.lo, spec.hi)
+        check_ranges(self, TRAINER_PARAMS)
         self.trainer_config()
         return self
-
-    def zenoh(self) -> zenoh.Config:
-        """The Zenoh config of this node (multicast scouting forced off)."""
-        return transport.load_zenoh_config(
-            self.zenoh_config or None,
-            mode=self.zenoh_mode or None,
-            listen=list(self.zenoh_listen) if self.zenoh_listen else None,
-            connect=list(self.zenoh_connect) if self.zenoh_connect else None,
-        )
 
 
 TRAINER_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("robot_ids", "robot_ids", "robots whose replay buffers are watched"),
-    ParamSpec("zenoh_config", "zenoh_config", "Zenoh json5 config file ('' = Zenoh defaults, peer mode)"),
-    ParamSpec("zenoh_mode", "zenoh_mode", "Zenoh mode: peer, client, router or '' (the file's)"),
-    ParamSpec("zenoh_listen", "zenoh_listen", "Zenoh endpoints to listen on (empty = the file's)"),
-    ParamSpec("zenoh_connect", "zenoh_connect", "Zenoh endpoints to connect to (empty = the file's)"),
-    ParamSpec(
-        "zenoh_open_timeout_s", "zenoh_open_timeout_s", "retry opening Zenoh this long (s)", 0.0, 3600.0
-    ),
+    *ZENOH_PARAMS,
     ParamSpec("replay_dir", "replay_dir", "root of the per-robot replay buffers (written by the cloud node)"),
     ParamSpec("weights_dir", "weights_dir", "root of the per-robot weight stores and training reports"),
     ParamSpec("edge_model.name", "edge_model_name", "edge model f (registry name); bundles must match"),
@@ -534,7 +522,6 @@ class TrainerNode(Node):
         super().__init__(NODE_NAME, **kwargs)
         values = declare_config(self, TRAINER_PARAMS, TrainerNodeConfig())
         self._cfg = TrainerNodeConfig(**values).validate()
-        self._by_name = {spec.name: spec for spec in TRAINER_PARAMS}
         latched = QoSProfile(
             history=HistoryPolicy.KEEP_LAST,
             depth=max(10, 2 * len(self._cfg.robot_ids)),
@@ -576,67 +563,32 @@ class TrainerNode(Node):
         self._update_pub.publish(msg)
 
     def _publish_diagnostics(self) -> None:
-        array = DiagnosticArray()
-        array.header.stamp = self.get_clock().now().to_msg()
+        statuses = []
         for robot, info in self._service.snapshot().items():
-            status = DiagnosticStatus()
-            status.name = f"{self.get_name()}: {robot}"
-            status.hardware_id = robot
-            status.level = DiagnosticStatus.WARN if info["failed"] else DiagnosticStatus.OK
-            status.message = str(info["last_reason"])[:200] or str(info["phase"])
-            status.values = [KeyValue(key=k, value=str(v)) for k, v in info.items() if k != "last_reason"]
-            array.status.append(status)
-        self._diag_pub.publish(array)
+            level = DiagnosticStatus.WARN if info["failed"] else DiagnosticStatus.OK
+            message = str(info["last_reason"])[:200] or str(info["phase"])
+            values = {k: v for k, v in info.items() if k != "last_reason"}
+            statuses.append(diagnostic_status(f"{self.get_name()}: {robot}", robot, level, message, values))
+        publish_diagnostics(self, self._diag_pub, statuses)
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """The one runtime-change hook: training hyper-parameters apply to the next job, the rest is fixed."""
-        changes: dict[str, Any] = {}
-        for param in params:
-            spec = self._by_name.get(param.name)
-            if spec is None:
-                continue
-            if not spec.mutable:
-                return SetParametersResult(
-                    successful=False, reason=f"{param.name} is read-only: restart the node"
-                )
-            changes[spec.field] = param.value
-        try:
-            new_cfg = replace(self._cfg, **changes).validate()
-        except (ConfigError, TypeError) as err:
-            return SetParametersResult(successful=False, reason=str(err))
+        return set_parameters_result(params, TRAINER_PARAMS, self._reconfigure)
+
+    def _reconfigure(self, changes: dict[str, Any]) -> None:
+        new_cfg = replace(self._cfg, **changes).validate()
         self._cfg = new_cfg
         self._service.reconfigure(new_cfg)
-        return SetParametersResult(successful=True)
 
     def destroy_node(self) -> None:
         """Stop training processes and Zenoh before the node goes."""
-        service = getattr(self, "_service", None)
-        if service is not None:
-            service.stop()
-        session = getattr(self, "_session", None)
-        if session is not None:
-            try:
-                session.close()
-            except zenoh.ZError:
-                pass
+        stop_service(getattr(self, "_service", None), getattr(self, "_session", None), self)
         super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> None:
     """Entry point ``trainer_node`` (ros2 run laecips_cloud trainer_node --ros-args ...)."""
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = TrainerNode()
-            except LaecipsError as err:  # bad parameter, unreachable router, unusable bundle or key
-                rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {err}")
-                raise SystemExit(2) from err
-            try:
-                rclpy.spin(node)
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    run_node(TrainerNode, NODE_NAME, args)
 
 
 if __name__ == "__main__":

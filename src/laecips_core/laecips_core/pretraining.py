@@ -41,7 +41,7 @@ from laecips_core.training import (
 )
 from laecips_core.weights import atomic_write_bytes, save_bundle, sha256_file
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 """Bumped whenever the pre-training code changes its result for the same configuration (cache key)."""
 
 
@@ -76,7 +76,8 @@ class PretrainConfig:
         miner_fraction: Share of the frames kept from f's training and used only to label and train h:
             on frames f was trained on it is over-confident, so the hard/easy labels there would not
             resemble deployment.
-        miner_epochs: Epochs of h.
+        miner_epochs: Epochs of h. h (ResNet18, 11M parameters) memorises the few miner frames quickly:
+            on the "default" f, 100 frames, 20 epochs gave held-out AUROC 0.51 and 8 epochs 0.58.
         miner_lr: Adam learning rate of h.
         miner_in_size: (H, W) that ``MinerNet`` resizes f's logits to.
         hard_margin: A frame is HARD when frame mIoU(F(x)) - frame mIoU(f(x)) >= this (paper: 0.1).
@@ -97,7 +98,7 @@ class PretrainConfig:
     frames: int = 160
     val_fraction: float = 0.2
     miner_fraction: float = 0.3
-    miner_epochs: int = 20
+    miner_epochs: int = 8
     miner_lr: float = 1e-3
     miner_in_size: tuple[int, int] = (64, 64)
     hard_margin: float = 0.1
@@ -524,7 +525,7 @@ def get_profile(name: str) -> Profile:
         )
         return Profile("test", cfg, {**_PRETRAIN_STREAM, "width": 160, "height": 120}, 0)
     if canonical == "default":
-        cfg = PretrainConfig(num_classes=num_classes, edge_model="lraspp_mobilenetv3", num_threads=2)
+        cfg = PretrainConfig(num_classes=num_classes, edge_model="lraspp_mobilenetv3")
         return Profile("default", cfg, {**_PRETRAIN_STREAM, "width": 320, "height": 240}, 8)
     raise ConfigError(f"unknown pre-training profile {name!r}; choose one of {PROFILES}")
 

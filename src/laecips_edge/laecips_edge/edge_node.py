@@ -5,20 +5,26 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Time as TimeMsg
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from laecips_core.data import NUM_CLASSES
 from laecips_core.errors import ConfigError, ImageError, LaecipsError, WeightsError
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.executors import ExternalShutdownException
+from laecips_core.offload import (
+    LatestQueue,
+    UploadScheduler,
+    classify_fallback,
+    remaining_s,
+    split_network,
+    upload_decision,
+)
+from laecips_core.params import ParamSpec, check_choice, check_zenoh_fields, field_changes, zenoh_from_fields
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import (
@@ -31,6 +37,13 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from laecips_core import imaging, transport, weights
+from laecips_edge.node_support import (
+    close_session,
+    declare_config,
+    diagnostic_status,
+    publish_diagnostics,
+    run_node,
+)
 from laecips_msgs.msg import SegmentationResult
 
 NODE_NAME = "edge_node"
@@ -38,10 +51,9 @@ IMAGE_TRANSPORTS = ("raw", "compressed")
 IMAGE_QOS = ("sensor_data", "reliable")
 BACKENDS = ("torch", "onnxruntime")
 MINERS = ("neural", "mess", "sm", "spp")
+ZENOH_MODES = ("", "peer", "client")
 SIGNATURE_SUFFIX = ".sig"
 """Sidecar of a bundle file holding the base64 Ed25519 signature of its sha256 (see weights.sign_digest)."""
-
-T = TypeVar("T")
 
 
 # ------------------------------------------------------------------------------------------- config
@@ -126,11 +138,10 @@ class EdgeConfig:
             "backend": (self.backend, BACKENDS),
             "miner": (self.miner, MINERS),
             "edge_model.name": (self.edge_model_name, tuple(edge_model_registry)),
-            "zenoh_mode": (self.zenoh_mode, ("", "peer", "client")),
         }
         for name, (value, allowed) in choices.items():
-            if value not in allowed:
-                raise ConfigError(f"parameter {name}={value!r} is not one of {list(allowed)}")
+            check_choice(name, value, allowed)
+        check_zenoh_fields(self.zenoh_config, self.zenoh_mode, connect=self.zenoh_connect, modes=ZENOH_MODES)
         transport.validate_robot_id(self.robot_id)
         if not self.image_topic:
             raise ConfigError("parameter image_topic is empty: give the camera topic, e.g. /camera/image_raw")
@@ -140,8 +151,6 @@ class EdgeConfig:
             raise ConfigError(
                 f"trusted_public_key {self.trusted_public_key!r} does not exist: give the trainer's .pub file"
             )
-        if self.zenoh_config and not Path(self.zenoh_config).expanduser().is_file():
-            raise ConfigError(f"zenoh_config {self.zenoh_config!r} does not exist: give a json5 file or ''")
         parse_palette(self.palette, self.num_classes)
         return self
 
@@ -182,190 +191,62 @@ def parse_palette(text: str, num_classes: int) -> np.ndarray:
     return np.asarray(colours[:num_classes], dtype=np.uint8)
 
 
-@dataclass(frozen=True)
-class _Param:
-    """One ROS parameter: its name, the EdgeConfig field, description, range and mutability."""
-
-    name: str
-    field: str
-    description: str
-    read_only: bool = True
-    lo: float | None = None
-    hi: float | None = None
-
-
-_PARAMS: tuple[_Param, ...] = (
-    _Param("image_topic", "image_topic", "camera topic (sensor_msgs/Image or CompressedImage)"),
-    _Param(
+EDGE_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("image_topic", "image_topic", "camera topic (sensor_msgs/Image or CompressedImage)"),
+    ParamSpec(
         "image_transport", "image_transport", "raw (sensor_msgs/Image) or compressed (CompressedImage jpeg)"
     ),
-    _Param("image_qos", "image_qos", "camera QoS: sensor_data (best effort) or reliable"),
-    _Param("queue_size", "queue_size", "camera frames waiting for f; oldest dropped when full", lo=1, hi=64),
-    _Param("robot_id", "robot_id", "robot id, one chunk of the Zenoh keys laecips/<robot_id>/..."),
-    _Param("backend", "backend", "inference backend of f: torch or onnxruntime"),
-    _Param("edge_model.name", "edge_model_name", "edge model f (registry name)"),
-    _Param(
+    ParamSpec("image_qos", "image_qos", "camera QoS: sensor_data (best effort) or reliable"),
+    ParamSpec("queue_size", "queue_size", "camera frames waiting for f; oldest dropped when full", 1, 64),
+    ParamSpec("robot_id", "robot_id", "robot id, one chunk of the Zenoh keys laecips/<robot_id>/..."),
+    ParamSpec("backend", "backend", "inference backend of f: torch or onnxruntime"),
+    ParamSpec("edge_model.name", "edge_model_name", "edge model f (registry name)"),
+    ParamSpec(
         "edge_model.path",
         "edge_model_path",
         "safetensors bundle of f and h; set at run time to load a file (rollback), verified first",
-        read_only=False,
+        mutable=True,
     ),
-    _Param(
+    ParamSpec(
         "edge_model.version",
         "edge_model_version",
         "version of the running weights; set by the node only (read-only for operators)",
-        read_only=False,
-        lo=0,
-        hi=2**31 - 1,
+        0,
+        2**31 - 1,
+        mutable=True,
     ),
-    _Param("num_classes", "num_classes", "M, number of classes of f", lo=2, hi=65535),
-    _Param("input_height", "input_height", "height f runs at in pixels (0 = camera's)", lo=0, hi=8192),
-    _Param("input_width", "input_width", "width f runs at in pixels (0 = camera's)", lo=0, hi=8192),
-    _Param("miner", "miner", "hard-input miner h: neural, mess, sm or spp"),
-    _Param("threshold", "threshold", "delta: a frame is hard when h(f(x)) <= delta", False, 0.0, 1.0),
-    _Param("exploration_rate", "exploration_rate", "probability of uploading an easy frame", False, 0.0, 1.0),
-    _Param("max_in_flight", "max_in_flight", "most hard frames waiting on the cloud at once", lo=1, hi=64),
-    _Param(
-        "deadline_s", "deadline_s", "seconds from frame arrival to give up on the cloud", False, 0.01, 600.0
+    ParamSpec("num_classes", "num_classes", "M, number of classes of f", 2, 65535),
+    ParamSpec("input_height", "input_height", "height f runs at in pixels (0 = camera's)", 0, 8192),
+    ParamSpec("input_width", "input_width", "width f runs at in pixels (0 = camera's)", 0, 8192),
+    ParamSpec("miner", "miner", "hard-input miner h: neural, mess, sm or spp"),
+    ParamSpec("threshold", "threshold", "delta: a frame is hard when h(f(x)) <= delta", 0.0, 1.0, True),
+    ParamSpec(
+        "exploration_rate", "exploration_rate", "probability of uploading an easy frame", 0.0, 1.0, True
     ),
-    _Param("jpeg_quality", "jpeg_quality", "JPEG quality of uploaded frames", False, 1, 100),
-    _Param("zenoh_config", "zenoh_config", "Zenoh json5 config file ('' = defaults)"),
-    _Param("zenoh_mode", "zenoh_mode", "Zenoh mode: peer, client or '' (the file's)"),
-    _Param("zenoh_connect", "zenoh_connect", "Zenoh endpoints to connect to (empty = the file's)"),
-    _Param(
+    ParamSpec("max_in_flight", "max_in_flight", "most hard frames waiting on the cloud at once", 1, 64),
+    ParamSpec(
+        "deadline_s", "deadline_s", "seconds from frame arrival to give up on the cloud", 0.01, 600.0, True
+    ),
+    ParamSpec("jpeg_quality", "jpeg_quality", "JPEG quality of uploaded frames", 1, 100, True),
+    ParamSpec("zenoh_config", "zenoh_config", "Zenoh json5 config file ('' = defaults)"),
+    ParamSpec("zenoh_mode", "zenoh_mode", "Zenoh mode: peer, client or '' (the file's)"),
+    ParamSpec("zenoh_connect", "zenoh_connect", "Zenoh endpoints to connect to (empty = the file's)"),
+    ParamSpec(
         "trusted_public_key",
         "trusted_public_key",
         "Ed25519 public key (PEM); when set, bundles must be signed",
     ),
-    _Param("weights_dir", "weights_dir", "folder keeping received bundles ('' = ~/.ros/laecips/<robot_id>)"),
-    _Param("update_timeout_s", "update_timeout_s", "deadline of a bundle fetch (seconds)", lo=0.1, hi=3600.0),
-    _Param("palette", "palette", "overlay colours: '' or comma-separated #rrggbb, one per class", False),
-    _Param("overlay_alpha", "overlay_alpha", "weight of the colour mask in ~/overlay", False, 0.0, 1.0),
-    _Param("diagnostics_period_s", "diagnostics_period_s", "period of /diagnostics (s)", lo=0.05, hi=3600.0),
+    ParamSpec(
+        "weights_dir", "weights_dir", "folder keeping received bundles ('' = ~/.ros/laecips/<robot_id>)"
+    ),
+    ParamSpec("update_timeout_s", "update_timeout_s", "deadline of a bundle fetch (seconds)", 0.1, 3600.0),
+    ParamSpec(
+        "palette", "palette", "overlay colours: '' or comma-separated #rrggbb, one per class", mutable=True
+    ),
+    ParamSpec("overlay_alpha", "overlay_alpha", "weight of the colour mask in ~/overlay", 0.0, 1.0, True),
+    ParamSpec("diagnostics_period_s", "diagnostics_period_s", "period of /diagnostics (s)", 0.05, 3600.0),
 )
-PARAMETER_NAMES: tuple[str, ...] = tuple(p.name for p in _PARAMS)
-_BY_NAME: dict[str, _Param] = {p.name: p for p in _PARAMS}
-
-
-def _descriptor(spec: _Param, default: Any) -> ParameterDescriptor:
-    """ParameterDescriptor with the description and, for numbers, the allowed range."""
-    desc = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
-    if spec.lo is not None and spec.hi is not None:
-        if isinstance(default, float):
-            desc.floating_point_range = [
-                FloatingPointRange(from_value=float(spec.lo), to_value=float(spec.hi))
-            ]
-        else:
-            desc.integer_range = [IntegerRange(from_value=int(spec.lo), to_value=int(spec.hi), step=1)]
-    return desc
-
-
-# ----------------------------------------------------------------------------------- worker helpers
-
-
-class LatestQueue(Generic[T]):
-    """Bounded FIFO whose put never blocks: when full the OLDEST item is dropped (newest wins).
-
-    Args:
-        maxlen: capacity (>= 1).
-    """
-
-    def __init__(self, maxlen: int) -> None:
-        self._items: deque[T] = deque()
-        self._maxlen = max(1, int(maxlen))
-        self._cond = threading.Condition()
-
-    def put(self, item: T) -> T | None:
-        """Append `item`; return the item dropped to make room, or None."""
-        with self._cond:
-            dropped = self._items.popleft() if len(self._items) >= self._maxlen else None
-            self._items.append(item)
-            self._cond.notify()
-        return dropped
-
-    def get(self, timeout_s: float) -> T | None:
-        """Pop the oldest item, waiting at most `timeout_s`; None when nothing came."""
-        with self._cond:
-            if not self._items:
-                self._cond.wait(timeout_s)
-            return self._items.popleft() if self._items else None
-
-    def drain(self) -> list[T]:
-        """Remove and return everything queued."""
-        with self._cond:
-            items = list(self._items)
-            self._items.clear()
-            return items
-
-    def __len__(self) -> int:
-        with self._cond:
-            return len(self._items)
-
-
-class UploadScheduler(Generic[T]):
-    """At most `max_in_flight` jobs run `handler` at once; waiting jobs are newest-wins.
-
-    When every worker is busy (the link is slower than the camera), at most `pending` jobs wait; a
-    newer job pushes the oldest waiting one out, and that one is handed to `on_drop` (the edge
-    publishes it as a fallback result). The camera thread never waits: ``submit`` only enqueues.
-
-    Args:
-        max_in_flight: worker threads, i.e. concurrent cloud requests (>= 1).
-        handler: called in a worker thread with one job.
-        on_drop: called with a job that was pushed out before it could be sent.
-        pending: jobs allowed to wait for a worker.
-        name: thread name prefix.
-    """
-
-    def __init__(
-        self,
-        max_in_flight: int,
-        handler: Callable[[T], None],
-        on_drop: Callable[[T], None],
-        pending: int = 1,
-        name: str = "upload",
-    ) -> None:
-        self._queue: LatestQueue[T] = LatestQueue(pending)
-        self._handler = handler
-        self._on_drop = on_drop
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self.in_flight = 0
-        self.max_seen_in_flight = 0
-        self._threads = [
-            threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True)
-            for i in range(max(1, max_in_flight))
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def submit(self, job: T) -> None:
-        """Queue a job (never blocks); a job pushed out goes to on_drop at once."""
-        dropped = self._queue.put(job)
-        if dropped is not None:
-            self._on_drop(dropped)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            job = self._queue.get(0.1)
-            if job is None:
-                continue
-            with self._lock:
-                self.in_flight += 1
-                self.max_seen_in_flight = max(self.max_seen_in_flight, self.in_flight)
-            try:
-                self._handler(job)
-            finally:
-                with self._lock:
-                    self.in_flight -= 1
-
-    def close(self, timeout_s: float) -> list[T]:
-        """Stop the workers (waiting at most `timeout_s` in total); return the jobs never started."""
-        self._stop.set()
-        deadline = time.monotonic() + timeout_s
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        return self._queue.drain()
+PARAMETER_NAMES: tuple[str, ...] = tuple(p.name for p in EDGE_PARAMS)
 
 
 @dataclass
@@ -595,23 +476,7 @@ class EdgeNode(Node):
 
     def _declare_and_read(self) -> EdgeConfig:
         """Declare every parameter with its descriptor and freeze the values into an EdgeConfig."""
-        defaults = EdgeConfig()
-        values: dict[str, Any] = {}
-        for spec in _PARAMS:
-            default = getattr(defaults, spec.field)
-            if isinstance(default, tuple):
-                param = self.declare_parameter(
-                    spec.name,
-                    Parameter.Type.STRING_ARRAY,
-                    _descriptor(spec, default),
-                )
-                value = param.value
-                values[spec.field] = tuple(value) if value else ()
-            else:
-                values[spec.field] = self.declare_parameter(
-                    spec.name, default, _descriptor(spec, default)
-                ).value
-        return EdgeConfig(**values)
+        return EdgeConfig(**declare_config(self, EDGE_PARAMS, EdgeConfig()))
 
     def _set_internal(self, values: dict[str, Any]) -> None:
         """Set parameters on behalf of the node itself (accepted even where operators are refused)."""
@@ -625,27 +490,16 @@ class EdgeNode(Node):
         """The one runtime-change hook: validates, loads edge_model.path, refuses edge_model.version."""
         if getattr(self._internal, "active", False):
             return SetParametersResult(successful=True)
-        changes: dict[str, Any] = {}
-        new_path: str | None = None
-        for param in params:
-            spec = _BY_NAME.get(param.name)
-            if spec is None:
-                continue
-            if param.name == "edge_model.version":
-                return SetParametersResult(
-                    successful=False,
-                    reason="edge_model.version is set by the node when it loads weights; "
-                    "set edge_model.path to load a bundle file instead",
-                )
-            if spec.read_only:  # rclpy enforces read_only too; kept for clarity of the reason
-                return SetParametersResult(
-                    successful=False, reason=f"{param.name} is read-only: restart the node"
-                )
-            if param.name == "edge_model.path":
-                new_path = str(param.value or "")
-            else:
-                changes[spec.field] = param.value
+        items = [(param.name, param.value) for param in params]
+        if any(name == "edge_model.version" for name, _ in items):
+            return SetParametersResult(
+                successful=False,
+                reason="edge_model.version is set by the node when it loads weights; "
+                "set edge_model.path to load a bundle file instead",
+            )
+        new_path = next((str(value or "") for name, value in items if name == "edge_model.path"), None)
         try:
+            changes = field_changes([item for item in items if item[0] != "edge_model.path"], EDGE_PARAMS)
             new_cfg = replace(self._cfg, **changes).validate()
         except (ConfigError, TypeError) as err:
             return SetParametersResult(successful=False, reason=str(err))
@@ -820,9 +674,7 @@ class EdgeNode(Node):
             self.get_logger().error(f"dropping camera frame (stamp {stamp:.3f}): {err}")
             return
         confidence = float(result.confidence)
-        hard = confidence <= cfg.threshold
-        explore = not hard and self._rng.random() < cfg.exploration_rate
-        uploaded = hard or explore
+        hard, uploaded = upload_decision(confidence, cfg.threshold, cfg.exploration_rate, self._rng)
         self._frame_no += 1
         job = _Job(
             frame_no=self._frame_no,
@@ -848,7 +700,7 @@ class EdgeNode(Node):
     def _upload(self, job: _Job) -> None:
         """Worker: one hard frame to the cloud within its deadline, then publish cloud or fallback."""
         cfg = self._cfg
-        remaining = cfg.deadline_s - (time.monotonic() - job.arrival)
+        remaining = remaining_s(cfg.deadline_s, job.arrival, time.monotonic())
         if remaining <= 0.0:
             self._fallback(job, "timeout", "deadline passed while waiting for a free upload slot")
             return
@@ -884,17 +736,14 @@ class EdgeNode(Node):
         labels = np.asarray(reply.labels)
         down_bytes = len(imaging.encode_labels(labels))
         self._count(cloud_ok=1, bytes_received=down_bytes, cloud_status="available")
-        # Without synchronised clocks only the round trip is measurable: the network part of it
-        # (round trip - cloud compute) is split between upload and download in proportion to bytes.
-        network = max(0.0, round_trip - float(reply.cloud_s))
-        up_share = len(jpeg) / max(1, len(jpeg) + down_bytes)
+        upload_s, download_s = split_network(round_trip, float(reply.cloud_s), len(jpeg), down_bytes)
         self._publish(
             job,
             labels,
             SegmentationResult.SOURCE_CLOUD,
-            upload_s=network * up_share,
+            upload_s=upload_s,
             cloud_s=float(reply.cloud_s),
-            download_s=network * (1.0 - up_share),
+            download_s=download_s,
         )
 
     def _on_upload_dropped(self, job: _Job) -> None:
@@ -904,8 +753,9 @@ class EdgeNode(Node):
 
     def _fallback(self, job: _Job, status: str, reason: str) -> None:
         """Publish the edge labels again with source=fallback (cloud missed the deadline or is down)."""
-        self._count(fallback=1, cloud_status=status if status in ("unreachable", "timeout") else None)
-        if status not in ("dropped",):
+        cloud_status, is_error = classify_fallback(status)
+        self._count(fallback=1, cloud_status=cloud_status)
+        if is_error:
             self._count(error=f"frame {job.frame_no}: cloud {status}: {reason}")
         self.get_logger().debug(f"frame {job.frame_no}: fallback ({status}: {reason})")
         self._publish(job, job.labels, SegmentationResult.SOURCE_FALLBACK)
@@ -956,11 +806,7 @@ class EdgeNode(Node):
     def _zenoh_config(self) -> Any:
         """The Zenoh config from zenoh_config + zenoh_mode/zenoh_connect (multicast scouting forced off)."""
         cfg = self._cfg
-        return transport.load_zenoh_config(
-            cfg.zenoh_config or None,
-            mode=cfg.zenoh_mode or None,
-            connect=list(cfg.zenoh_connect) if cfg.zenoh_connect else None,
-        )
+        return zenoh_from_fields(cfg.zenoh_config, cfg.zenoh_mode, connect=cfg.zenoh_connect)
 
     def _zenoh_loop(self, zconf: Any) -> None:
         """Worker: open the session (retrying while the router is down), then listen for model updates.
@@ -1091,17 +937,9 @@ class EdgeNode(Node):
             )
         else:
             level, message = DiagnosticStatus.OK, "running"
-        status = DiagnosticStatus(
-            level=level,
-            name=f"laecips_edge: {self._cfg.robot_id}",
-            message=message,
-            hardware_id=self._cfg.robot_id,
-            values=[KeyValue(key=k, value=v) for k, v in values.items()],
-        )
-        array = DiagnosticArray()
-        array.header.stamp = self.get_clock().now().to_msg()
-        array.status = [status]
-        self._pub_diag.publish(array)
+        robot = self._cfg.robot_id
+        status = diagnostic_status(f"laecips_edge: {robot}", robot, level, message, values)
+        publish_diagnostics(self, self._pub_diag, [status])
 
     # --------------------------------------------------------------------------------- lifecycle
 
@@ -1119,30 +957,14 @@ class EdgeNode(Node):
             self._uploader.close(timeout_s=min(10.0, self._cfg.deadline_s + 1.0))
         if self._listener is not None:
             self._listener.close()
-        if self._session is not None:
-            try:
-                self._session.close()
-            except Exception as err:  # closing must not hide the reason we are stopping
-                self.get_logger().warning(f"zenoh session close failed: {err}")
-            self._session = None
+        close_session(self._session, self)
+        self._session = None
         super().destroy_node()
 
 
 def main(args: Sequence[str] | None = None) -> None:
     """Console entry point ``edge_node``: spin the node until Ctrl-C or shutdown."""
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = EdgeNode()
-            except ConfigError as err:
-                rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {err}")
-                raise SystemExit(2) from err
-            try:
-                rclpy.spin(node)
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    run_node(EdgeNode, NODE_NAME, args, fatal=(ConfigError,))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,188 @@
+"""ROS-free upload scheduling of the edge (Algorithm 2): newest-wins queues, bounded in-flight, deadlines."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+FALLBACK_CLOUD_STATES: tuple[str, ...] = ("unreachable", "timeout")
+"""Fallback statuses that say something about the cloud's availability (shown in /diagnostics)."""
+FALLBACK_NOT_ERRORS: tuple[str, ...] = ("dropped",)
+"""Fallback statuses that are expected under load, not errors (a newer hard frame replaced the job)."""
+
+
+def upload_decision(
+    confidence: float, threshold: float, exploration_rate: float, rng: random.Random
+) -> tuple[bool, bool]:
+    """Whether a frame is hard and whether it is uploaded (Algorithm 2's offloading rule).
+
+    A frame is hard when h(f(x)) <= delta; an easy frame is still uploaded with probability
+    `exploration_rate` so that h stays calibrated (rng is drawn only for easy frames).
+
+    Args:
+        confidence: h(f(x)) in [0, 1].
+        threshold: delta.
+        exploration_rate: Probability of uploading an easy frame, in [0, 1].
+        rng: Random source of the exploration draw.
+
+    Returns:
+        (hard, uploaded).
+    """
+    hard = confidence <= threshold
+    explore = not hard and rng.random() < exploration_rate
+    return hard, hard or explore
+
+
+def remaining_s(deadline_s: float, arrival: float, now: float) -> float:
+    """Seconds left of a frame's cloud deadline (<= 0: give up and fall back to f's labels).
+
+    Args:
+        deadline_s: Budget from the frame's arrival (seconds).
+        arrival: Arrival time of the frame (time.monotonic(), seconds).
+        now: Current time on the same clock (seconds).
+    """
+    return deadline_s - (now - arrival)
+
+
+def split_network(round_trip_s: float, cloud_s: float, up_bytes: int, down_bytes: int) -> tuple[float, float]:
+    """Split the network part of a round trip into upload and download time by bytes moved.
+
+    Without synchronised clocks only the round trip is measurable: its network part (round trip -
+    cloud compute, at least 0) is shared between the two directions in proportion to their bytes.
+
+    Args:
+        round_trip_s: Request sent to reply received (seconds).
+        cloud_s: Compute time the cloud reported (seconds).
+        up_bytes: Request payload (JPEG) size in bytes.
+        down_bytes: Reply payload (encoded labels) size in bytes.
+
+    Returns:
+        (upload_s, download_s), summing to max(0, round_trip_s - cloud_s).
+    """
+    network = max(0.0, round_trip_s - cloud_s)
+    up_share = up_bytes / max(1, up_bytes + down_bytes)
+    return network * up_share, network * (1.0 - up_share)
+
+
+def classify_fallback(status: str) -> tuple[str | None, bool]:
+    """How a fallback (edge labels published because the cloud result did not come) is counted.
+
+    Args:
+        status: Why: "timeout", "unreachable", "dropped", "error" or the cloud's reply status.
+
+    Returns:
+        (cloud_status, is_error): the new cloud availability for /diagnostics (None = unchanged) and
+        whether it counts as an error.
+    """
+    return (status if status in FALLBACK_CLOUD_STATES else None), status not in FALLBACK_NOT_ERRORS
+
+
+class LatestQueue(Generic[T]):
+    """Bounded FIFO whose put never blocks: when full the OLDEST item is dropped (newest wins).
+
+    Args:
+        maxlen: capacity (>= 1).
+    """
+
+    def __init__(self, maxlen: int) -> None:
+        self._items: deque[T] = deque()
+        self._maxlen = max(1, int(maxlen))
+        self._cond = threading.Condition()
+
+    def put(self, item: T) -> T | None:
+        """Append `item`; return the item dropped to make room, or None."""
+        with self._cond:
+            dropped = self._items.popleft() if len(self._items) >= self._maxlen else None
+            self._items.append(item)
+            self._cond.notify()
+        return dropped
+
+    def get(self, timeout_s: float) -> T | None:
+        """Pop the oldest item, waiting at most `timeout_s`; None when nothing came."""
+        with self._cond:
+            if not self._items:
+                self._cond.wait(timeout_s)
+            return self._items.popleft() if self._items else None
+
+    def drain(self) -> list[T]:
+        """Remove and return everything queued."""
+        with self._cond:
+            items = list(self._items)
+            self._items.clear()
+            return items
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
+
+
+class UploadScheduler(Generic[T]):
+    """At most `max_in_flight` jobs run `handler` at once; waiting jobs are newest-wins.
+
+    When every worker is busy (the link is slower than the camera), at most `pending` jobs wait; a
+    newer job pushes the oldest waiting one out, and that one is handed to `on_drop` (the edge
+    publishes it as a fallback result). The camera thread never waits: ``submit`` only enqueues.
+
+    Args:
+        max_in_flight: worker threads, i.e. concurrent cloud requests (>= 1).
+        handler: called in a worker thread with one job.
+        on_drop: called with a job that was pushed out before it could be sent.
+        pending: jobs allowed to wait for a worker.
+        name: thread name prefix.
+    """
+
+    def __init__(
+        self,
+        max_in_flight: int,
+        handler: Callable[[T], None],
+        on_drop: Callable[[T], None],
+        pending: int = 1,
+        name: str = "upload",
+    ) -> None:
+        self._queue: LatestQueue[T] = LatestQueue(pending)
+        self._handler = handler
+        self._on_drop = on_drop
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.in_flight = 0
+        self.max_seen_in_flight = 0
+        self._threads = [
+            threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True)
+            for i in range(max(1, max_in_flight))
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, job: T) -> None:
+        """Queue a job (never blocks); a job pushed out goes to on_drop at once."""
+        dropped = self._queue.put(job)
+        if dropped is not None:
+            self._on_drop(dropped)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            job = self._queue.get(0.1)
+            if job is None:
+                continue
+            with self._lock:
+                self.in_flight += 1
+                self.max_seen_in_flight = max(self.max_seen_in_flight, self.in_flight)
+            try:
+                self._handler(job)
+            finally:
+                with self._lock:
+                    self.in_flight -= 1
+
+    def close(self, timeout_s: float) -> list[T]:
+        """Stop the workers (waiting at most `timeout_s` in total); return the jobs never started."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return self._queue.drain()

@@ -112,7 +112,8 @@ def test_play_bag_publishes_every_message_with_timing_types_and_latching(
         with ProcessGroup(tmp_path / "logs", timeout_s=120) as group:
             argv = [
                 sys.executable, "-m", "laecips_core.cli", "play-bag", str(small_bag),
-                "--rate", str(rate), "--loop", "2", "--wait-topic", bags.DEFAULT_TOPICS.image,
+                "--rate", str(rate), "--loop", "2", "--depth", "100",
+                "--wait-topic", bags.DEFAULT_TOPICS.image,
                 "--topics", bags.DEFAULT_TOPICS.image, bags.DEFAULT_TOPICS.task, bags.DEFAULT_TOPICS.classes,
             ]  # fmt: skip
             player = group.start("player", argv, env=ros_env(domain))

@@ -33,6 +33,9 @@ class PlayOptions:
         depth: history depth of every publisher.
         wait_topic: before playing, wait until ``wait_subscribers`` subscribers matched this topic.
         wait_subscribers: how many subscribers to wait for on ``wait_topic``.
+        start_delay_s: pause after the subscribers matched and before the first message. Discovery is
+            two-sided: the publisher can see a subscriber before that subscriber has matched the
+            publisher, and a volatile message sent in between is lost.
         wait_timeout_s: give up waiting after this many seconds (then play anyway).
     """
 
@@ -44,6 +47,7 @@ class PlayOptions:
     depth: int = 10
     wait_topic: str | None = None
     wait_subscribers: int = 1
+    start_delay_s: float = 0.5
     wait_timeout_s: float = 30.0
 
     def validate(self) -> PlayOptions:
@@ -62,6 +66,8 @@ class PlayOptions:
             raise ConfigError(f"--depth {self.depth} must be in [1, 1000]")
         if not (0.0 <= self.wait_timeout_s <= 3600.0) or self.wait_subscribers < 0:
             raise ConfigError("--wait-timeout-s must be in [0, 3600] and --wait-subscribers >= 0")
+        if not 0.0 <= self.start_delay_s <= 60.0:
+            raise ConfigError(f"--start-delay-s {self.start_delay_s} must be in [0, 60]")
         return self
 
 
@@ -214,6 +220,7 @@ def play_bag(
                     progress(
                         f"waited {options.wait_timeout_s} s for subscribers on {options.wait_topic}; playing"
                     )
+                time.sleep(options.start_delay_s)
             for loop in range(options.loops):
                 pass_start = time.monotonic()
                 first_ns: int | None = None
@@ -251,6 +258,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--qos", choices=("reliable", "best_effort"), default="reliable", help="QoS of non-latched topics"
     )
+    parser.add_argument(
+        "--start-delay-s", type=float, default=0.5,
+        help="pause after --wait-topic matched, before playing (default 0.5 s; discovery is two-sided)",
+    )  # fmt: skip
     parser.add_argument("--depth", type=int, default=10, help="publisher history depth (default 10)")
     parser.add_argument(
         "--wait-topic", default=None, help="wait for subscribers on this topic before playing"
@@ -272,6 +283,7 @@ def options_from_args(args: argparse.Namespace) -> PlayOptions:
         depth=args.depth,
         wait_topic=args.wait_topic,
         wait_subscribers=args.wait_subscribers,
+        start_delay_s=args.start_delay_s,
         wait_timeout_s=args.wait_timeout_s,
     ).validate()
 

@@ -177,6 +177,7 @@ def play_bag(
         ConfigError: bad options.
     """
     import rclpy
+    from rclpy.duration import Duration
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
     options.validate()
@@ -241,6 +242,9 @@ def play_bag(
                         f"pass {loops_done}/{options.loops}: {sum(published.values())} messages, "
                         f"{time.monotonic() - pass_start:.1f} s"
                     )
+        # Reliable samples still unacknowledged die with the writer: let subscribers take them first.
+        for pub in publishers.values():
+            pub.wait_for_all_acked(Duration(seconds=5))
     except KeyboardInterrupt:
         interrupted = True
     finally:

@@ -149,6 +149,12 @@ def _add_eval(subparsers: Any) -> None:
         help="frames on which delta is set: held-out pre-training frames (default) or the stream's own",
     )
     methods.add_argument(
+        "--delta-window",
+        type=int,
+        default=None,
+        help="frames of own confidences delta tracks the budget over (default 50; 0: fixed delta)",
+    )
+    methods.add_argument(
         "--explore-rate", type=_fraction, default=None, help="random easy uploads (default 0.02)"
     )
     methods.add_argument("--bandwidth-mbps", type=_positive_float, default=None, help="link rate (default 4)")
@@ -208,6 +214,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         cur_budget=args.cur_budget,
         latency_budget_s=args.latency_budget_s,
         calibrate_on=args.calibrate_on,
+        delta_window=args.delta_window,
         explore_rate=args.explore_rate,
         bandwidth_mbps=args.bandwidth_mbps,
         rtt_ms=args.rtt_ms,

@@ -8,6 +8,7 @@ import math
 import platform
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -110,6 +111,10 @@ class EvalConfig:
         latency_budget_s: if set, delta comes from this mean-latency budget via Eq. 10 instead.
         calibrate_on: "calibration" (held-out frames of the pre-training distribution) or "stream"
             (the starting f's confidences on the evaluated stream itself; no labels used).
+        delta_window: 0 keeps each miner's delta fixed (Eq. 2 as printed); N > 0 re-sets delta before
+            every frame to the budget quantile of that method's own last N confidences (seeded with
+            the calibration confidences), so every method keeps uploading at the budget even after
+            its f and h change (see docs/evaluation.md).
         explore_rate: share of easy frames uploaded at random by the updating methods (counted in CUR).
         bandwidth_mbps, rtt_ms: link model.
         trainer: continual-training settings (Algorithm 2 trigger, Eq. 13/14); its input_size is
@@ -149,6 +154,7 @@ class EvalConfig:
     latency_budget_s: float | None = None
     calibrate_on: Literal["calibration", "stream"] = "stream"
     calibration_frames: int = 40
+    delta_window: int = 50
     explore_rate: float = 0.02
     bandwidth_mbps: float = 4.0
     rtt_ms: float = 20.0
@@ -168,6 +174,8 @@ class EvalConfig:
             raise ConfigError(f"unknown method(s) {unknown}: choose from {','.join(METHODS)}")
         if not 0.0 <= self.cur_budget <= 1.0:
             raise ConfigError(f"cur_budget must be in [0, 1], got {self.cur_budget}")
+        if self.delta_window < 0:
+            raise ConfigError(f"delta_window must be >= 0 frames (0: fixed delta), got {self.delta_window}")
         if not 0.0 <= self.explore_rate <= 1.0:
             raise ConfigError(f"explore_rate must be in [0, 1], got {self.explore_rate}")
         if self.calibrate_on not in ("calibration", "stream"):
@@ -416,7 +424,8 @@ class MethodRun:
             for MESS/SM/SPP, h is the trainer's stand-in.
         predictor: the method's own EdgePredictor once it has its own weights (None: uses the shared f0).
         buffer: the replay buffer of an updating method; last_train_time: Algorithm 2's clock (s).
-        uploaded, versions, frame_miou, confidence: one entry per stream frame.
+        target_rate, window: with a tracking delta, the upload rate to keep and the recent confidences.
+        deltas, uploaded, versions, frame_miou, confidence: one entry per stream frame.
         train_events: one dict per trigger (frame index, accepted, report excerpt).
     """
 
@@ -430,6 +439,9 @@ class MethodRun:
     predictor: EdgePredictor | None = None
     buffer: ReplayBuffer | None = None
     last_train_time: float | None = None
+    target_rate: float | None = None
+    window: deque[float] | None = None
+    deltas: list[float] = field(default_factory=list)
     uploaded: list[bool] = field(default_factory=list)
     versions: list[int] = field(default_factory=list)
     frame_miou: list[float] = field(default_factory=list)
@@ -541,6 +553,8 @@ def simulate(
     trainer: TrainerConfig,
     link: LinkModel | None = None,
     explore_rate: float = 0.0,
+    delta_window: int = 0,
+    calibration_conf: dict[str, np.ndarray] | None = None,
     seed: int = 0,
     workdir: str | Path | None = None,
     panels: int = 0,
@@ -568,6 +582,11 @@ def simulate(
         link: bandwidth/RTT model (default 4 Mbit/s, 20 ms).
         explore_rate: probability that an easy frame is uploaded anyway by an updating method (the
             same random draws for every method).
+        delta_window: 0: fixed deltas. N > 0: before each frame, a mined method's delta becomes
+            ``mining.threshold_for_cur`` of its last N confidences at the rate its starting delta gives
+            on ``calibration_conf`` (the window starts with those confidences).
+        calibration_conf: miner name -> confidences of the starting f on the calibration frames
+            (needed when ``delta_window`` > 0).
         seed: seed of the exploration draws.
         workdir: where the replay buffers live (a temporary folder when None).
         panels: how many qualitative examples to keep (first hard labelled frame of each task).
@@ -600,6 +619,13 @@ def simulate(
             delta=float(deltas.get(MINER_OF.get(name, ""), math.nan)),
             updates=name in UPDATING,
         )
+        run = runs[name]
+        if delta_window > 0 and run.miner_name is not None:
+            if calibration_conf is None or run.miner_name not in calibration_conf:
+                raise ConfigError("a tracking delta (delta_window > 0) needs the calibration confidences")
+            seed_conf = np.asarray(calibration_conf[run.miner_name], dtype=np.float64)
+            run.target_rate = float(np.mean(seed_conf <= run.delta))
+            run.window = deque(seed_conf[-delta_window:].tolist(), maxlen=delta_window)
     rng = np.random.default_rng(seed)
     tmp = tempfile.TemporaryDirectory(prefix="laecips-replay-", dir=workdir)
     sums = {"f_s": 0.0, "lvm_s": 0.0, "fusion_s": 0.0, "upload_bytes": 0.0, "download_bytes": 0.0}
@@ -672,6 +698,9 @@ def simulate(
                         res = run.predictor.predict(frame.image)
                         labels, probs, conf_value = res.labels, res.probs, float(res.confidence)
                         own_f_s, h_s = float(res.compute_s), 0.0
+                    if run.window is not None and run.target_rate is not None:
+                        run.delta = mining.threshold_for_cur(np.asarray(run.window), run.target_rate)
+                        run.window.append(conf_value)
                     hard = conf_value <= run.delta or (run.updates and explore)
                     edge_out = labels
                     if hard:
@@ -688,6 +717,7 @@ def simulate(
                         parts = metrics.LatencyParts(own_f_s + h_s, 0.0, 0.0, 0.0)
                     uploaded = bool(hard)
                 miou, conf_mat = _frame_conf(out, gt, num_classes)
+                run.deltas.append(run.delta)
                 run.uploaded.append(uploaded)
                 run.versions.append(run.version)
                 run.frame_miou.append(math.nan if miou is None else miou)
@@ -1035,7 +1065,7 @@ def choose_deltas(
     stream: StreamSource,
     miners: Sequence[str],
     lvm: LVM,
-) -> tuple[dict[str, float], dict[str, Any]]:
+) -> tuple[dict[str, float], dict[str, Any], dict[str, np.ndarray]]:
     """delta per miner, so that every method is compared at the same budget (section "Threshold selection").
 
     With a CUR budget c, delta_m is the c-quantile of miner m's confidences of the starting f on the
@@ -1046,7 +1076,8 @@ def choose_deltas(
     distribution, or the evaluated stream itself with ``calibrate_on="stream"`` (no labels used).
 
     Returns:
-        (deltas, info) where info records the budget, the frames used and the calibration CUR.
+        (deltas, info, confidences): info records the budget, the frames used and the calibration CUR;
+        confidences are each miner's values on the calibration frames (seed of a tracking delta).
     """
     info: dict[str, Any] = {"calibrate_on": cfg.calibrate_on, "notes": []}
     frames: Sequence[StreamFrame] | Iterable[StreamFrame]
@@ -1074,7 +1105,8 @@ def choose_deltas(
         deltas = {m: float(mining.threshold_for_cur(conf[m], cfg.cur_budget)) for m in miners}
     info["calibration_cur"] = {m: float(np.mean(conf[m] <= deltas[m])) for m in miners}
     info["deltas"] = deltas
-    return deltas, info
+    info["delta_window"] = cfg.delta_window
+    return deltas, info, conf
 
 
 def _calibration_delays(
@@ -1184,7 +1216,7 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     start, stream = prepare_start_model(cfg, source)
     lvm = build_lvm(cfg.lvm, **cfg.lvm_kwargs)
     miners = [m for m in SWEEP_MINERS if m != "neural" or start.h is not None]
-    deltas, threshold_info = choose_deltas(cfg, start, stream, miners, lvm)
+    deltas, threshold_info, calibration_conf = choose_deltas(cfg, start, stream, miners, lvm)
     trainer = replace(
         cfg.trainer, input_size=working_size(*_first_frame_size(stream), max_pixels=cfg.train_max_pixels)
     )
@@ -1200,6 +1232,8 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
         trainer=trainer,
         link=cfg.link,
         explore_rate=cfg.explore_rate,
+        delta_window=cfg.delta_window,
+        calibration_conf=calibration_conf,
         seed=cfg.seed,
         workdir=out,
         panels=cfg.panels,
@@ -1269,7 +1303,9 @@ def build_results(
         entry.update(
             {
                 "miner": run.miner_name,
-                "delta": run.delta if run.miner_name else None,
+                "delta": deltas.get(run.miner_name) if run.miner_name else None,
+                "delta_mean": float(np.mean(run.deltas)) if run.miner_name and run.deltas else None,
+                "delta_last": run.delta if run.miner_name else None,
                 "updates": run.updates,
                 "final_version": run.version,
                 "train_events": run.train_events,

@@ -312,3 +312,30 @@ def test_foreign_bag_with_pretrain_task(tmp_path):
     for m in results["methods"].values():
         assert 0.0 <= m["miou"] <= 1.0
     assert (tmp_path / "out" / "pretrain" / "pretrain-task1.safetensors").is_file()
+
+
+def test_tracking_delta_follows_the_budget_quantile_of_recent_confidences(start_models):
+    f0, h0 = start_models
+    seed = {"neural": np.array([0.1, 0.2, 0.8, 0.9]), "mess": np.array([0.0, 0.0, 0.0, 0.0])}
+    seed.update(sm=seed["mess"], spp=seed["mess"])
+    deltas = {"neural": 0.5, "mess": -1.0, "sm": -1.0, "spp": -1.0}
+    sim = evaluation.simulate(
+        _mini_stream(),
+        f0,
+        h0,
+        M,
+        methods=("DCSB", "EDGE"),
+        deltas=deltas,
+        lvm=HalvesLVM(),
+        trainer=TrainerConfig(epochs=1, maxsize=100, input_size=(SIZE, SIZE)),
+        delta_window=3,
+        calibration_conf=seed,
+        progress=False,
+    )
+    run = sim.methods["DCSB"]
+    assert run.target_rate == 0.5  # the starting delta 0.5 uploads half of the seed confidences
+    window = list(seed["neural"][:3])
+    for conf, delta, uploaded in zip(run.confidence, run.deltas, run.uploaded, strict=True):
+        assert delta == mining.threshold_for_cur(np.asarray(window), 0.5)
+        assert uploaded == (conf <= delta)
+        window = (window + [conf])[-3:]

@@ -584,7 +584,7 @@ def simulate(
             same random draws for every method).
         delta_window: 0: fixed deltas. N > 0: before each frame, a mined method's delta becomes
             ``mining.threshold_for_cur`` of its last N confidences at the rate its starting delta gives
-            on ``calibration_conf`` (the window starts with those confidences).
+            on ``calibration_conf`` (the window starts with the first N of those confidences).
         calibration_conf: miner name -> confidences of the starting f on the calibration frames
             (needed when ``delta_window`` > 0).
         seed: seed of the exploration draws.
@@ -625,7 +625,8 @@ def simulate(
                 raise ConfigError("a tracking delta (delta_window > 0) needs the calibration confidences")
             seed_conf = np.asarray(calibration_conf[run.miner_name], dtype=np.float64)
             run.target_rate = float(np.mean(seed_conf <= run.delta))
-            run.window = deque(seed_conf[-delta_window:].tolist(), maxlen=delta_window)
+            # The first N: with calibrate_on="stream" these are the stream's first frames (task 1).
+            run.window = deque(seed_conf[:delta_window].tolist(), maxlen=delta_window)
     rng = np.random.default_rng(seed)
     tmp = tempfile.TemporaryDirectory(prefix="laecips-replay-", dir=workdir)
     sums = {"f_s": 0.0, "lvm_s": 0.0, "fusion_s": 0.0, "upload_bytes": 0.0, "download_bytes": 0.0}

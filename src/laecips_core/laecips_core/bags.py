@@ -9,7 +9,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import numpy as np
 from tqdm import tqdm
@@ -54,7 +54,8 @@ class BagTopics:
 DEFAULT_TOPICS = BagTopics()
 
 
-class BagFrame(NamedTuple):
+@dataclass(frozen=True)
+class BagFrame:
     """One camera frame read from a bag, with its ground truth when the bag has it.
 
     Attributes:
@@ -530,15 +531,15 @@ def read_bag_frames(
                 else:
                     image = _decode_camera(msg, conn.msgtype)
                     stored = labels_by_stamp.get(stamp)
-                    labels = stored.popleft() if stored else None
+                    matched: np.ndarray | None = stored.popleft() if stored else None
                     if stored is not None and not stored:
                         del labels_by_stamp[stamp]
                     # An image waits only for a label that is known to come later (pass 1 counted it).
                     expected = label_counts[stamp] > 0
                     if expected:
                         label_counts[stamp] -= 1
-                    ready = labels is not None or not expected
-                    pending.append([stamp, int(log_ns), image, labels, ready])
+                    ready = matched is not None or not expected
+                    pending.append([stamp, int(log_ns), image, matched, ready])
                 while pending and pending[0][4]:
                     stamp_h, log_h, image_h, labels_h, _ = pending.popleft()
                     yield BagFrame(index, task_for(log_h), stamp_h / 1e9, log_h / 1e9, image_h, labels_h)

@@ -146,7 +146,8 @@ def _add_eval(subparsers: Any) -> None:
         "--calibrate-on",
         choices=("calibration", "stream"),
         default=None,
-        help="frames on which delta is set: held-out pre-training frames (default) or the stream's own",
+        help="frames on which the starting delta is set: the stream's own (default) or held-out "
+        "pre-training frames ('calibration')",
     )
     methods.add_argument(
         "--delta-window",

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -338,10 +338,11 @@ def bag_source(cfg: EvalConfig) -> StreamSource:
     total = info.topics[cfg.image_topic].count
     if cfg.max_frames is not None:
         total = min(total, cfg.max_frames)
+    bag = cfg.bag
 
     def frames() -> Iterator[StreamFrame]:
         for frame in bags.read_bag_frames(
-            cfg.bag,
+            bag,
             cfg.image_topic,
             label_topic,
             task_topic,
@@ -1009,8 +1010,10 @@ def _pretrain_on_task(cfg: EvalConfig, source: StreamSource) -> tuple[StartModel
         input_size=working_size(height, width),
         seed=cfg.seed,
     )
+    # Every frame kept has labels (filtered above), so they are pretraining.LabelledFrame.
+    labelled = cast("list[pretraining.LabelledFrame]", task_frames)
     result = pretraining.pretrain(
-        task_frames,
+        labelled,
         pcfg,
         Path(cfg.out) / "pretrain",
         cfg.progress,
@@ -1018,7 +1021,7 @@ def _pretrain_on_task(cfg: EvalConfig, source: StreamSource) -> tuple[StartModel
         data_info={"source": source.description, "task": k, "frames": len(task_frames)},
     )
     f, h = model_from_bundle(weights.load_bundle(result.bundle_path))
-    _, _, calibration = pretraining.split_frames(task_frames, pcfg)
+    calibration = cast("list[StreamFrame]", pretraining.split_frames(labelled, pcfg)[2])
 
     def frames() -> Iterator[StreamFrame]:
         index = 0

@@ -160,9 +160,9 @@ def plot_per_task(results: dict[str, Any], path: Path) -> Path:
         by_task = {t["task_id"]: t for t in method["tasks"]}
         miou = [_nan(by_task.get(t, {}).get("miou")) for t in tasks]
         cur = [100 * _nan(by_task.get(t, {}).get("cur")) for t in tasks]
-        style = {"color": METHOD_COLORS.get(name), "marker": "o", "lw": 2.2 if name == "LAECIPS" else 1.3}
-        ax_m.plot(x, miou, label=name, **style)
-        ax_c.plot(x, cur, label=name, **style)
+        color, width = METHOD_COLORS.get(name), 2.2 if name == "LAECIPS" else 1.3
+        ax_m.plot(x, miou, label=name, color=color, marker="o", lw=width)
+        ax_c.plot(x, cur, label=name, color=color, marker="o", lw=width)
     for ax, ylabel in ((ax_m, "mIoU (frame mean)"), (ax_c, "CUR [%]")):
         ax.set_xticks(x)
         ax.set_xticklabels([f"task {t}" for t in tasks])

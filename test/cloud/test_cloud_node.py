@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -194,11 +195,37 @@ def test_fetches_announced_weights_and_uses_them(cloud, tmp_path):
         publication.close()
 
 
+def _status_after(cloud: CloudRun, listener: RosListener, send: Callable[[int], None],
+                  predicate: Callable[[Any], bool]) -> Any | None:  # fmt: skip
+    """Send requests (at most 6) until a matching CloudStatus arrives.
+
+    ~/status is volatile: events sent before DDS discovery matched the listener are gone, so the
+    test sends its own requests instead of relying on earlier tests' traffic.
+    """
+    for attempt in range(6):
+        send(100 + attempt)
+        found = listener.wait_for(STATUS_TOPIC, predicate, 5.0)
+        if found is not None:
+            return found
+    return None
+
+
 def test_publishes_cloud_status_on_ros(cloud, ros_listener):
-    ok = ros_listener.wait_for(STATUS_TOPIC, lambda m: m.robot_id == "robot1" and not m.error, 20.0)
-    assert ok is not None and ok.replay_size >= 1 and ok.num_masks > 0
-    failed = ros_listener.wait_for(STATUS_TOPIC, lambda m: bool(m.error), 20.0)
-    assert failed is not None and failed.robot_id == "robot1"
+    client = cloud.client("robot1")
+
+    def good(frame_id: int) -> None:
+        assert client.infer(_request("robot1", frame_id)).status == "ok"
+
+    def bad(frame_id: int) -> None:
+        replies = cloud.session.get(infer_key("robot1"), payload=b"garbage", attachment=b"{", timeout=20)
+        assert len(list(replies)) == 1
+
+    ok = _status_after(cloud, ros_listener, good, lambda m: m.robot_id == "robot1" and not m.error)
+    assert ok is not None, cloud.group.logs()
+    assert ok.replay_size >= 1 and ok.num_masks > 0
+    failed = _status_after(cloud, ros_listener, bad, lambda m: bool(m.error))
+    assert failed is not None, cloud.group.logs()
+    assert failed.robot_id == "robot1" and "JSON" in failed.error
 
 
 def test_stops_cleanly_on_sigint(cloud):

@@ -37,6 +37,8 @@ def test_quick_eval_through_the_console_script(tmp_path):
     for name in ("table1.md", "table2.md", "fig5_class_frequency.png", "fig8_miou_vs_cur.png"):
         assert (out / name).stat().st_size > 100
     assert (out / "fig9_per_task.png").is_file() and (out / "qualitative.png").is_file()
+    table2 = (out / "table2.md").read_text()
+    assert all(f"task {t} mIoU" in table2 for t in range(1, 6)) and "task 0" not in table2
     assert not list(out.glob("laecips-replay-*")), "replay buffers must be cleaned up"
 
 

@@ -194,6 +194,21 @@ def test_train_miner_drives_h_to_min_one_beta_over_loss() -> None:
     assert conf[np.argmax(seg)] < conf[np.argmin(seg)] - 0.5  # high loss -> low confidence
 
 
+def test_train_miner_on_a_single_frame_with_the_real_resnet18_miner() -> None:
+    # One frame at 32x32: the ResNet18's last BatchNorm sees 1x1 maps of one sample (refused in train mode).
+    images, labels = _toy(1, seed=4)
+    h = MinerNet(M, in_size=(32, 32))
+    before = {k: v.clone() for k, v in h.state_dict().items()}
+    cfg = _cfg(epochs=2, batch_size=2, input_size=(32, 32), lr=1e-3)
+    losses = train_miner(_tiny_f(), h, images, labels, cfg, progress=False)
+    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
+    after = h.state_dict()
+    assert not torch.equal(before["resnet.fc.weight"], after["resnet.fc.weight"])  # h was trained
+    bn = "resnet.layer4.1.bn2"
+    assert torch.equal(before[f"{bn}.running_var"], after[f"{bn}.running_var"])  # no stats from one frame
+    assert h.training and all(m.training for m in h.modules())  # train mode restored everywhere
+
+
 def test_recalibrate_batchnorm_uses_the_data_statistics() -> None:
     net = nn.Sequential(nn.Conv2d(2, 2, 1, bias=False), nn.BatchNorm2d(2)).eval()
     with torch.no_grad():

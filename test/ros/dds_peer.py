@@ -80,8 +80,13 @@ def receive(args: argparse.Namespace) -> int:
         }
 
     def on_update(msg: ModelUpdate) -> None:
-        got["update"] = {"version": msg.version, "sha256": msg.sha256, "uri": msg.uri,
-                         "data_sha256": hashlib.sha256(bytes(msg.data)).hexdigest(), "stamp": msg.stamp.sec}
+        got["update"] = {
+            "version": msg.version,
+            "sha256": msg.sha256,
+            "uri": msg.uri,
+            "data_sha256": hashlib.sha256(bytes(msg.data)).hexdigest(),
+            "stamp": msg.stamp.sec,
+        }
 
     node.create_subscription(SegmentationResult, "/laecips_test/result", on_result, QOS)
     node.create_subscription(ModelUpdate, "/laecips_test/update", on_update, QOS)

@@ -18,11 +18,22 @@ PEER = Path(__file__).with_name("dds_peer.py")
 def test_segmentation_result_and_model_update_cross_processes() -> None:
     env = dict(os.environ, ROS_DOMAIN_ID=str(random.randint(1, 100)))
     assert env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
-    sub = subprocess.Popen([sys.executable, str(PEER), "sub", "--seed", "5"], env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sub = subprocess.Popen(
+        [sys.executable, str(PEER), "sub", "--seed", "5"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        pub = subprocess.run([sys.executable, str(PEER), "pub", "--seed", "5"], env=env,
-                             capture_output=True, text=True, timeout=60, check=False)
+        pub = subprocess.run(
+            [sys.executable, str(PEER), "pub", "--seed", "5"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         out, err = sub.communicate(timeout=60)
     finally:
         sub.kill()

@@ -19,7 +19,11 @@ def test_build_interfaces_from_clean_dir(tmp_path: Path) -> None:
     env = dict(os.environ, BUILD_DIR=str(build), INSTALL_PREFIX=str(prefix))
     done = subprocess.run(
         ["bash", str(ROOT / "scripts" / "build_msgs.sh")],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     site = prefix / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
@@ -37,7 +41,11 @@ def test_build_interfaces_from_clean_dir(tmp_path: Path) -> None:
     child_env["LD_LIBRARY_PATH"] = f"{prefix / 'lib'}:{child_env.get('LD_LIBRARY_PATH', '')}"
     out = subprocess.run(
         [sys.executable, "-c", code, str(site)],
-        env=child_env, capture_output=True, text=True, timeout=120, check=False,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["cloud", "3", "CloudStatus"]

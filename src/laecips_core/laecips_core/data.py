@@ -317,6 +317,11 @@ class BenchmarkConfig:
         return self.num_tasks * self.frames_per_task
 
 
+def task_label(task_id: int) -> str:
+    """The paper's name of a 0-based task id: task id 0 is "task 1" (figures and tables number from 1)."""
+    return f"task {int(task_id) + 1}"
+
+
 class Frame(NamedTuple):
     """One benchmark frame with its exact ground truth.
 

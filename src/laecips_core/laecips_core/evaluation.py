@@ -20,6 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from laecips_core import bags, fusion, imaging, metrics, mining, models, weights
+from laecips_core.data import task_label
 from laecips_core.errors import BagError, ConfigError
 from laecips_core.lvm import DEFAULT_LVM, LVM, build_lvm
 from laecips_core.predictor import EdgePredictor, miner_network
@@ -984,7 +985,7 @@ def _pretrain_on_task(cfg: EvalConfig, source: StreamSource) -> tuple[StartModel
                 task_frames.append(fr)
     if len(task_frames) < 3:
         raise ConfigError(
-            f"task {k} has {len(task_frames)} labelled frame(s); --pretrain-task needs >= 3 (better 50+): "
+            f"task id {k} has {len(task_frames)} labelled frame(s); --pretrain-task needs >= 3 (better 50+): "
             "check the task source (--task-topic / --task-boundaries) and the label topic"
         )
     if cfg.num_classes is not None:
@@ -1000,7 +1001,7 @@ def _pretrain_on_task(cfg: EvalConfig, source: StreamSource) -> tuple[StartModel
     )
     if top >= num_classes:
         raise ConfigError(
-            f"task {k} has label id {top} but M={num_classes}: give --num-classes {top + 1} or more"
+            f"task id {k} has label id {top} but M={num_classes}: give --num-classes {top + 1} or more"
         )
     profile = pretraining.get_profile(cfg.weights_profile)
     height, width = task_frames[0].image.shape[:2]
@@ -1463,9 +1464,11 @@ def table1_markdown(results: dict[str, Any]) -> str:
 def table2_markdown(results: dict[str, Any]) -> str:
     """Table 2 of the paper: mIoU and CUR of every method on each task, in stream order."""
     tasks = results["task_order"]
-    head = "| Method | " + " | ".join(f"task {t} mIoU | task {t} CUR" for t in tasks) + " |"
+    head = "| Method | " + " | ".join(f"{task_label(t)} mIoU | {task_label(t)} CUR" for t in tasks) + " |"
     lines = [
         "# Table 2: per-task mIoU and CUR",
+        "",
+        "Tasks are numbered from 1 as in the paper: task t is task id t - 1 in the stream or bag.",
         "",
         head,
         "|---|" + "---|---|" * len(tasks),

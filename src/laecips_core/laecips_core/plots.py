@@ -11,6 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from laecips_core import imaging
+from laecips_core.data import task_label
 from laecips_core.weights import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -74,7 +75,11 @@ def plot_class_frequency(
     for i, task in enumerate(tasks):
         values = np.asarray(class_frequency[task], dtype=np.float64)[:m]
         ax.bar(
-            x + (i - (len(tasks) - 1) / 2) * width, 100 * values, width, label=f"task {task}", color=cmap[i]
+            x + (i - (len(tasks) - 1) / 2) * width,
+            100 * values,
+            width,
+            label=task_label(int(task)),
+            color=cmap[i],
         )
     ax.set_xticks(x)
     ax.set_xticklabels(class_names, rotation=45, ha="right", fontsize=8)
@@ -165,7 +170,7 @@ def plot_per_task(results: dict[str, Any], path: Path) -> Path:
         ax_c.plot(x, cur, label=name, color=color, marker="o", lw=width)
     for ax, ylabel in ((ax_m, "mIoU (frame mean)"), (ax_c, "CUR [%]")):
         ax.set_xticks(x)
-        ax.set_xticklabels([f"task {t}" for t in tasks])
+        ax.set_xticklabels([task_label(t) for t in tasks])
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     if not results.get("miou_available"):
@@ -208,7 +213,7 @@ def plot_qualitative(panels: Sequence[Panel], num_classes: int, path: Path) -> P
             if r == 0:
                 ax.set_title(title, fontsize=10)
             if c == 0:
-                ax.set_ylabel(f"{panel.method}\nframe {panel.index}\ntask {panel.task_id}", fontsize=8)
+                ax.set_ylabel(f"{panel.method}\nframe {panel.index}\n{task_label(panel.task_id)}", fontsize=8)
     fig.suptitle(
         "Qualitative results (like the paper's Fig. 3): hard frames uploaded by LAECIPS", fontsize=10
     )

@@ -417,7 +417,8 @@ def fit_miner(
     for _ in tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False):
         total = 0.0
         for idx in _batches(torch.randperm(n, generator=gen).numpy(), cfg.batch_size):
-            conf = h(logits(idx)).reshape(-1)
+            with _batchnorm_frozen(h, len(idx) == 1):
+                conf = h(logits(idx)).reshape(-1)
             loss = loss_fn(conf, targets[torch.from_numpy(idx)].to(device))
             if not torch.isfinite(loss):
                 losses.append(float("nan"))
@@ -427,11 +428,29 @@ def fit_miner(
             opt.step()
             total += float(loss.detach()) * len(idx)
         losses.append(total / n)
-    recalibrate_batchnorm(h, (logits(idx) for idx in _batches(np.arange(n), cfg.batch_size)))
+    if n > 1:  # one frame has no batch statistics (h's last maps are 1x1): its running ones are kept
+        recalibrate_batchnorm(h, (logits(idx) for idx in _batches(np.arange(n), cfg.batch_size)))
     return losses
 
 
 _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+@contextlib.contextmanager
+def _batchnorm_frozen(module: nn.Module, frozen: bool) -> Iterator[None]:
+    """While ``frozen``, run the BatchNorm layers of ``module`` in eval mode (their running statistics).
+
+    A batch of one frame gives BatchNorm on h's 1x1 final maps a single value per channel, which torch
+    refuses in train mode; this happens when the replay buffer's training split holds one frame.
+    """
+    norms = [m for m in module.modules() if isinstance(m, _BATCHNORMS) and m.training] if frozen else []
+    for m in norms:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.train()
 
 
 def recalibrate_batchnorm(module: nn.Module, batches: Iterable[torch.Tensor]) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from cloud_harness import NUM_CLASSES, make_bundle
-from laecips_cloud.cloud_node import CloudConfig, CloudService
+from laecips_core.cloud_service import CloudConfig, CloudService
 from laecips_core.errors import ConfigError
 from laecips_core.training_job import JobSpec, replay_path, reports_dir, seed_store, store_dir
 from laecips_core.transport import ModelAnnouncement, load_zenoh_config, open_session, publish_model

@@ -17,6 +17,7 @@ from typing import Any
 
 import zenoh
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from laecips_core.cloud_service import Logger
 from laecips_core.errors import ConfigError, LaecipsError, WeightsError
 from laecips_core.params import (
     ZENOH_PARAMS,
@@ -50,7 +51,6 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from laecips_cloud.cloud_node import Logger
 from laecips_core import transport
 from laecips_msgs.msg import ModelUpdate
 

@@ -1,0 +1,619 @@
+"""The cloud side of LAECIPS without ROS: Zenoh queryables per robot running f + LVM + Algorithm 1.
+
+``CloudService`` answers each robot's hard frames (laecips/<robot_id>/infer) with F(x), the fusion
+of the robot's current f scores and the LVM's class-agnostic masks (Algorithm 1), stores
+(x, F(x)) in that robot's replay buffer, and fetches the signed weights the trainer announces so it
+always fuses with the f the edge runs. The rclpy node laecips_cloud.cloud_node only adapts it
+(parameters, ~/status, /diagnostics).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+import numpy as np
+import zenoh
+
+from laecips_core import transport
+from laecips_core.errors import ConfigError, LaecipsError, ReplayError, WeightsError, WireFormatError
+from laecips_core.fusion import ORDERS, MaskOrder, assisted_inference
+from laecips_core.lvm import LVM, build_lvm, lvm_registry
+from laecips_core.params import (
+    ZENOH_PARAMS,
+    ParamSpec,
+    ZenohFields,
+    check_choice,
+    check_ranges,
+    check_robot_ids,
+)
+from laecips_core.predictor import EdgePredictor
+from laecips_core.replay import ReplayBuffer
+from laecips_core.training_job import build_models, replay_path, seed_store, store_dir
+from laecips_core.weights import WeightStore, load_bundle, parse_bundle, verify_digest
+
+MODEL_CACHE = 2
+"""Copies of f kept per robot (the current version and the previous one, for requests in flight)."""
+
+
+# ----------------------------------------------------------------------------------- parameters
+
+
+@dataclass(frozen=True)
+class CloudConfig(ZenohFields):
+    """Frozen parameters of the cloud node (one field per ROS parameter; dots become underscores).
+
+    Attributes:
+        robot_ids: Robots served; one queryable ``laecips/<robot_id>/infer`` each.
+        zenoh_config: json5 Zenoh config file ("" = Zenoh defaults, peer mode).
+        zenoh_mode: "peer", "client", "router" or "" (the file's).
+        zenoh_listen: Endpoints to listen on, replacing the file's (empty = the file's).
+        zenoh_connect: Endpoints to connect to, replacing the file's (empty = the file's).
+        zenoh_open_timeout_s: How long to retry opening the session (a client needs its router).
+        lvm: Large vision model (lvm_registry name: sam, litemedsam, felzenszwalb, slic).
+        lvm_params: JSON object of the LVM builder's keyword arguments, e.g. '{"checkpoint": "sam.pth"}'.
+        edge_model_name: Registry name of f; the bundles must name the same.
+        edge_model_path: Bundle the robots' edges start from; seeds an empty weight store.
+        num_classes: M (0 = the bundle's).
+        input_height: Height f runs at (pixels; 0 = the image's). Must equal the edge's setting.
+        input_width: Width f runs at (pixels; 0 = the image's). Must equal the edge's setting.
+        weights_dir: Root of the per-robot WeightStores (shared with the trainer node).
+        replay_dir: Root of the per-robot replay buffers (shared with the trainer node).
+        replay_maxsize: Most samples kept per robot's buffer (oldest dropped beyond).
+        max_request_bytes: Largest JPEG accepted (bytes).
+        workers: Worker threads (each with its own LVM instance).
+        queue_size: Requests waiting for a worker; more are answered "busy" at once.
+        max_queue_wait_s: Requests that waited longer are answered "expired" (the edge gave up).
+        fusion_order: Mask order of Algorithm 1: "area" (largest first) or "input".
+        trusted_public_key: Ed25519 key (PEM) announcements must be signed with to be fetched ("" = any).
+        fetch_timeout_s: Deadline of fetching an announced bundle (seconds).
+        diagnostics_period_s: Period of /diagnostics (seconds).
+    """
+
+    robot_ids: tuple[str, ...] = ("robot1",)
+    lvm: str = "felzenszwalb"
+    lvm_params: str = "{}"
+    edge_model_name: str = "lraspp_mobilenetv3"
+    edge_model_path: str = ""
+    num_classes: int = 0
+    input_height: int = 0
+    input_width: int = 0
+    weights_dir: str = "runs/cloud/weights"
+    replay_dir: str = "runs/cloud/replay"
+    replay_maxsize: int = 1000
+    max_request_bytes: int = transport.DEFAULT_MAX_REQUEST_BYTES
+    workers: int = 1
+    queue_size: int = 8
+    max_queue_wait_s: float = 10.0
+    fusion_order: str = "area"
+    trusted_public_key: str = ""
+    fetch_timeout_s: float = 30.0
+    diagnostics_period_s: float = 1.0
+
+    def validate(self) -> CloudConfig:
+        """Check choices and cross-field rules the descriptors cannot express.
+
+        Returns:
+            self, for chaining.
+
+        Raises:
+            ConfigError: naming the parameter and what is allowed.
+        """
+        check_robot_ids(self.robot_ids)
+        self.check_zenoh()
+        check_choice("lvm", self.lvm, sorted(lvm_registry))
+        self.lvm_kwargs()
+        check_choice("fusion_order", self.fusion_order, ORDERS)
+        if (self.input_height == 0) != (self.input_width == 0):
+            raise ConfigError(
+                "set both input_height and input_width (pixels), or both to 0 for the image size"
+            )
+        if self.edge_model_path and not Path(self.edge_model_path).expanduser().is_file():
+            raise ConfigError(
+                f"edge_model.path {self.edge_model_path!r} does not exist: give the edge's bundle"
+            )
+        if self.trusted_public_key and not Path(self.trusted_public_key).expanduser().is_file():
+            raise ConfigError(f"trusted_public_key {self.trusted_public_key!r} does not exist")
+        if not self.weights_dir or not self.replay_dir:
+            raise ConfigError("weights_dir and replay_dir must be folders (they are shared with the trainer)")
+        check_ranges(self, CLOUD_PARAMS)
+        return self
+
+    def lvm_kwargs(self) -> dict[str, Any]:
+        """lvm_params parsed as a JSON object (raises ConfigError)."""
+        try:
+            kwargs = json.loads(self.lvm_params or "{}")
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"parameter lvm_params is not JSON: {err}; e.g. '{{\"scale\": 100}}'") from err
+        if not isinstance(kwargs, dict):
+            raise ConfigError("parameter lvm_params must be a JSON object of the LVM's keyword arguments")
+        return kwargs
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """(H, W) f runs at, or None for each image's own size."""
+        return (self.input_height, self.input_width) if self.input_height else None
+
+
+CLOUD_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("robot_ids", "robot_ids", "robots served, one Zenoh queryable laecips/<robot_id>/infer each"),
+    *ZENOH_PARAMS,
+    ParamSpec("lvm", "lvm", "large vision model: sam, litemedsam, felzenszwalb or slic"),
+    ParamSpec("lvm_params", "lvm_params", 'JSON object of LVM keyword arguments, e.g. {"checkpoint": ...}'),
+    ParamSpec("edge_model.name", "edge_model_name", "edge model f (registry name); bundles must match"),
+    ParamSpec("edge_model.path", "edge_model_path", "bundle the edges start from (seeds empty stores)"),
+    ParamSpec("num_classes", "num_classes", "M, number of classes (0 = the bundle's)", 0, 65535),
+    ParamSpec("input_height", "input_height", "height f runs at, as on the edge (0 = image's)", 0, 8192),
+    ParamSpec("input_width", "input_width", "width f runs at, as on the edge (0 = image's)", 0, 8192),
+    ParamSpec("weights_dir", "weights_dir", "root of the per-robot weight stores (shared with the trainer)"),
+    ParamSpec("replay_dir", "replay_dir", "root of the per-robot replay buffers (shared with the trainer)"),
+    ParamSpec("replay_maxsize", "replay_maxsize", "most samples kept per replay buffer", 1, 10**7),
+    ParamSpec("max_request_bytes", "max_request_bytes", "largest JPEG accepted (bytes)", 1024, 2**30, True),
+    ParamSpec("workers", "workers", "worker threads, each with its own LVM", 1, 64),
+    ParamSpec("queue_size", "queue_size", "requests waiting for a worker (more: 'busy')", 1, 1024),
+    ParamSpec(
+        "max_queue_wait_s",
+        "max_queue_wait_s",
+        "answer 'expired' after waiting this long (s)",
+        0.01,
+        3600.0,
+        True,
+    ),
+    ParamSpec("fusion_order", "fusion_order", "Algorithm 1 mask order: area or input", mutable=True),
+    ParamSpec(
+        "trusted_public_key", "trusted_public_key", "Ed25519 PEM key announcements must be signed with"
+    ),
+    ParamSpec(
+        "fetch_timeout_s", "fetch_timeout_s", "deadline of fetching announced weights (s)", 0.1, 3600.0
+    ),
+    ParamSpec("diagnostics_period_s", "diagnostics_period_s", "period of /diagnostics (s)", 0.05, 3600.0),
+)
+
+
+# ----------------------------------------------------------------------------------- the service
+
+
+class Logger(Protocol):
+    """The logging calls the service makes (rclpy's RcutilsLogger and logging.Logger both fit)."""
+
+    def info(self, message: str) -> Any: ...
+
+    def warning(self, message: str) -> Any: ...
+
+    def error(self, message: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class RequestEvent:
+    """What the service did for one request (becomes a laecips_msgs/CloudStatus)."""
+
+    robot_id: str
+    frame_id: int
+    num_masks: int = 0
+    model_version: int = 0
+    lvm_s: float = 0.0
+    fusion_s: float = 0.0
+    cloud_s: float = 0.0
+    replay_size: int = 0
+    error: str = ""
+
+
+@dataclass
+class RobotStats:
+    """Counters of one robot (read by the diagnostics)."""
+
+    requests: int = 0
+    ok: int = 0
+    errors: int = 0
+    busy: int = 0
+    expired: int = 0
+    updates_stored: int = 0
+    updates_refused: int = 0
+    model_version: int = 0
+    replay_size: int = 0
+    lvm_s_sum: float = 0.0
+    cloud_s_sum: float = 0.0
+    last_error: str = ""
+
+
+class RobotModel:
+    """The cloud's copy of f (and h) for one robot, kept at the version the robot's edge reports.
+
+    Versions come from the robot's WeightStore (written by the trainer, or by fetch_weights on
+    announcements); the last MODEL_CACHE versions stay loaded so alternating requests do not reload.
+    """
+
+    def __init__(self, store: WeightStore, version: int, input_size: tuple[int, int] | None) -> None:
+        self.store = store
+        self.input_size = input_size
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[int, EdgePredictor] = OrderedDict()
+        self._missing: set[int] = set()  # versions reported missing (logged once)
+        self._broken: set[int] = set()  # versions whose file failed to load
+        self.current = version
+        self.model_name = ""
+        self._load(version)
+
+    def _load(self, version: int) -> EdgePredictor:
+        from laecips_core.mining import NeuralMiner
+
+        bundle = load_bundle(self.store.path(version))
+        f, h = build_models(bundle)
+        self.model_name = bundle.model_name
+        predictor = EdgePredictor(f, NeuralMiner(h), input_size=self.input_size, version=version)
+        self._cache[version] = predictor
+        while len(self._cache) > MODEL_CACHE:
+            self._cache.popitem(last=False)
+        return predictor
+
+    @property
+    def num_classes(self) -> int:
+        """M of the loaded f."""
+        return next(iter(self._cache.values())).num_classes
+
+    def predictor(self, version: int, log: Logger) -> EdgePredictor:
+        """The predictor at `version` when the store has it, else the newest loaded one (logged once)."""
+        with self._lock:
+            if version in self._cache:
+                self._cache.move_to_end(version)
+                self.current = version
+                return self._cache[version]
+            if self.store.path(version).is_file() and version not in self._broken:
+                try:
+                    predictor = self._load(version)
+                except LaecipsError as err:  # a corrupt or foreign file: keep serving with what we have
+                    self._broken.add(version)
+                    log.error(f"{self.store.directory.name}: cannot load f version {version}: {err}")
+                else:
+                    self.current = version
+                    log.info(f"{self.store.directory.name}: loaded f version {version}")
+                    return predictor
+            if version not in self._missing:
+                self._missing.add(version)
+                log.warning(
+                    f"{self.store.directory.name}: edge runs f version {version}, which the cloud does not "
+                    f"have; fusing with version {self.current} until it is announced"
+                )
+            if self.current in self._cache:
+                return self._cache[self.current]
+            return next(reversed(self._cache.values()))
+
+
+@dataclass
+class _Job:
+    robot_id: str
+    query: zenoh.Query
+    arrived: float
+
+
+def _frame_id_of(attachment: bytes | None) -> int:
+    """Best-effort frame_id of a request header (for error replies); -1 when unreadable."""
+    try:
+        value = json.loads(bytes(attachment or b"{}")).get("frame_id", -1)
+    except (ValueError, AttributeError):
+        return -1
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= -1 else -1
+
+
+class CloudService:
+    """The cloud side of LAECIPS without ROS: queryables, worker pool, f copies, LVM, fusion, replay.
+
+    The Zenoh callbacks only enqueue; `workers` threads decode the JPEG, run the robot's copy of f at the
+    edge's version (softmax probabilities), the LVM, Algorithm 1 (fusion.assisted_inference), reply with
+    the encoded labels, append (x, F(x), per-class mean probability, robot, version) to that robot's
+    replay buffer and report a RequestEvent. Malformed requests get a status="error" reply.
+
+    Args:
+        cfg: Validated configuration.
+        session: Open Zenoh session (closed by the caller after stop()).
+        log: Logger.
+        on_event: Called from worker threads with each RequestEvent (keep it short).
+    """
+
+    def __init__(
+        self,
+        cfg: CloudConfig,
+        session: zenoh.Session,
+        log: Logger,
+        on_event: Callable[[RequestEvent], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.session = session
+        self.log = log
+        self.on_event = on_event
+        self.stats = {robot: RobotStats() for robot in cfg.robot_ids}
+        self._stats_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._jobs: queue.Queue[_Job] = queue.Queue(maxsize=cfg.queue_size)
+        self._fetches: queue.Queue[tuple[str, transport.ModelAnnouncement]] = queue.Queue(maxsize=16)
+        self._threads: list[threading.Thread] = []
+        self._queryables: list[zenoh.Queryable] = []
+        self._listeners: list[transport.AnnouncementListener] = []
+        self.models: dict[str, RobotModel] = {}
+        self.buffers: dict[str, ReplayBuffer] = {}
+        self._lvms: list[LVM] = []
+        self._prepare()
+
+    # ------------------------------------------------------------------------------- set-up
+
+    def _prepare(self) -> None:
+        cfg = self.cfg
+        for robot in cfg.robot_ids:
+            store = WeightStore(store_dir(cfg.weights_dir, robot))
+            if store.latest() is None and not cfg.edge_model_path:
+                raise ConfigError(
+                    f"weight store {store.directory} is empty and edge_model.path is '': give the bundle "
+                    "the edge starts from (e.g. laecips pretrain's output)"
+                )
+            latest = seed_store(store, cfg.edge_model_path) if cfg.edge_model_path else store.latest()
+            assert latest is not None
+            model = RobotModel(store, latest, cfg.input_size)
+            if model.model_name != cfg.edge_model_name:
+                raise ConfigError(
+                    f"robot {robot}: the store's f is {model.model_name!r} but edge_model.name is "
+                    f"{cfg.edge_model_name!r}; make them agree"
+                )
+            if cfg.num_classes and model.num_classes != cfg.num_classes:
+                raise ConfigError(
+                    f"robot {robot}: the store's f has {model.num_classes} classes but num_classes is "
+                    f"{cfg.num_classes}"
+                )
+            self.models[robot] = model
+            self.stats[robot].model_version = latest
+            buffer = ReplayBuffer(replay_path(cfg.replay_dir, robot), maxsize=cfg.replay_maxsize)
+            self.buffers[robot] = buffer
+            self.stats[robot].replay_size = len(buffer)
+        self._lvms = [build_lvm(cfg.lvm, **cfg.lvm_kwargs()) for _ in range(cfg.workers)]
+
+    def start(self) -> None:
+        """Declare the queryables and listeners and start the worker and fetch threads."""
+        for i, lvm in enumerate(self._lvms):
+            self._spawn(f"cloud-worker-{i}", functools.partial(self._work, lvm))
+        self._spawn("cloud-fetch", self._fetch_loop)
+        for robot in self.cfg.robot_ids:
+            self._queryables.append(
+                self.session.declare_queryable(
+                    transport.infer_key(robot), functools.partial(self._on_query, robot)
+                )
+            )
+            self._listeners.append(transport.AnnouncementListener(self.session, robot, self._on_announcement))
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Undeclare everything, stop the threads (bounded wait) and close the buffers."""
+        self._stop.set()
+        for queryable in self._queryables:
+            try:
+                queryable.undeclare()
+            except zenoh.ZError:
+                pass
+        for listener in self._listeners:
+            listener.close()
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        while True:  # answer what is left so no edge waits for its timeout
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            self._reply_error(job.query, _frame_id_of(_bytes(job.query.attachment)), "cloud shutting down")
+            job.query.drop()
+        for buffer in self.buffers.values():
+            buffer.close()
+
+    # ------------------------------------------------------------------------------- zenoh callbacks
+
+    def _on_query(self, robot: str, query: zenoh.Query) -> None:
+        """Zenoh callback: enqueue, or answer 'busy' at once when the queue is full."""
+        with self._stats_lock:
+            self.stats[robot].requests += 1
+        try:
+            self._jobs.put_nowait(_Job(robot, query, time.perf_counter()))
+        except queue.Full:
+            with self._stats_lock:
+                self.stats[robot].busy += 1
+            frame_id = _frame_id_of(_bytes(query.attachment))
+            self._reply_error(
+                query, frame_id, f"cloud busy: {self.cfg.queue_size} requests queued; retry later"
+            )
+            query.drop()
+
+    def _on_announcement(self, robot: str, announcement: transport.ModelAnnouncement) -> None:
+        """Zenoh callback: hand the announcement to the fetch thread (oldest dropped when full)."""
+        try:
+            self._fetches.put_nowait((robot, announcement))
+        except queue.Full:
+            try:
+                self._fetches.get_nowait()
+            except queue.Empty:
+                pass
+            self._fetches.put_nowait((robot, announcement))
+
+    # ------------------------------------------------------------------------------- workers
+
+    def _work(self, lvm: LVM) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self._jobs.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                self._serve(job, lvm)
+            except Exception as err:  # a bug must not kill the worker: answer and keep serving
+                self.log.error(f"{job.robot_id}: internal error serving a request: {err!r}")
+                self._reply_error(job.query, -1, f"internal cloud error: {type(err).__name__}: {err}")
+            finally:
+                job.query.drop()
+
+    def _serve(self, job: _Job, lvm: LVM) -> None:
+        robot, query, cfg = job.robot_id, job.query, self.cfg
+        frame_id = _frame_id_of(_bytes(query.attachment))
+        waited = time.perf_counter() - job.arrived
+        if waited > cfg.max_queue_wait_s:
+            with self._stats_lock:
+                self.stats[robot].expired += 1
+            self._reply_error(query, frame_id, f"request expired after {waited:.2f} s in the cloud queue")
+            return
+        try:
+            request = transport.InferRequest.decode(
+                _bytes(query.payload), _bytes(query.attachment), max_bytes=cfg.max_request_bytes
+            )
+            if request.robot_id != robot:
+                raise WireFormatError(f"request names robot {request.robot_id!r} but came on {robot!r}'s key")
+            rgb = request.rgb()
+            model = self.models[robot]
+            predictor = model.predictor(request.model_version, self.log)
+            if request.num_classes != predictor.num_classes:
+                raise WireFormatError(
+                    f"request says M={request.num_classes}; the cloud's f has {predictor.num_classes} classes"
+                )
+        except WireFormatError as err:
+            self._fail(robot, query, frame_id, str(err))
+            return
+        edge = predictor.predict(rgb)
+        t0 = time.perf_counter()
+        masks = lvm.generate(rgb)
+        t1 = time.perf_counter()
+        order = cast(MaskOrder, cfg.fusion_order)  # validated against fusion.ORDERS
+        fused = np.asarray(assisted_inference(edge.probs, masks, order=order))
+        t2 = time.perf_counter()
+        fused = fused.astype(np.uint8 if predictor.num_classes <= 255 else np.uint16, copy=False)
+        reply = transport.InferReply(
+            status=transport.STATUS_OK,
+            frame_id=request.frame_id,
+            model_version=predictor.version,
+            num_masks=int(masks.shape[0]),
+            lvm_s=t1 - t0,
+            fusion_s=t2 - t1,
+            cloud_s=time.perf_counter() - job.arrived,
+            labels=fused,
+        )
+        payload, attachment = reply.encode()
+        query.reply(query.key_expr, payload, attachment=attachment)
+        buffer = self.buffers[robot]
+        summary = edge.probs.reshape(edge.probs.shape[0], -1).mean(axis=1).astype(np.float32)
+        try:
+            buffer.append(rgb, fused, logits_summary=summary, robot_id=robot, model_version=predictor.version)
+            size = len(buffer)
+        except ReplayError as err:  # answered already; the sample is lost for training, say so
+            self.log.error(f"{robot}: replay buffer append failed: {err}")
+            size = self.stats[robot].replay_size
+        with self._stats_lock:
+            stats = self.stats[robot]
+            stats.ok += 1
+            stats.model_version = predictor.version
+            stats.replay_size = size
+            stats.lvm_s_sum += reply.lvm_s
+            stats.cloud_s_sum += reply.cloud_s
+        self._emit(
+            RequestEvent(
+                robot,
+                request.frame_id,
+                reply.num_masks,
+                predictor.version,
+                reply.lvm_s,
+                reply.fusion_s,
+                reply.cloud_s,
+                size,
+            )
+        )
+
+    def _fail(self, robot: str, query: zenoh.Query, frame_id: int, error: str) -> None:
+        with self._stats_lock:
+            self.stats[robot].errors += 1
+            self.stats[robot].last_error = error
+        self.log.warning(f"{robot}: refused request (frame {frame_id}): {error}")
+        self._reply_error(query, frame_id, error)
+        self._emit(RequestEvent(robot, frame_id, error=error, replay_size=self.stats[robot].replay_size))
+
+    def _reply_error(self, query: zenoh.Query, frame_id: int, error: str) -> None:
+        payload, attachment = transport.InferReply(
+            status=transport.STATUS_ERROR, error=error, frame_id=max(frame_id, -1)
+        ).encode()
+        try:
+            query.reply(query.key_expr, payload, attachment=attachment)
+        except zenoh.ZError as err:
+            self.log.warning(f"could not send an error reply: {err}")
+
+    def _emit(self, event: RequestEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    # ------------------------------------------------------------------------------- model updates
+
+    def _fetch_loop(self) -> None:
+        for robot in self.cfg.robot_ids:  # catch up on versions announced while this node was down
+            if self._stop.is_set():
+                return
+            latest = transport.query_latest_announcement(self.session, robot, timeout_s=1.0)
+            if latest is not None:
+                self._on_announcement(robot, latest)
+        while not self._stop.is_set():
+            try:
+                robot, announcement = self._fetches.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                stored = self._store_announced(robot, announcement)
+            except LaecipsError as err:
+                with self._stats_lock:
+                    self.stats[robot].updates_refused += 1
+                    self.stats[robot].last_error = str(err)
+                self.log.warning(f"{robot}: announced version {announcement.version} refused: {err}")
+                continue
+            if stored:
+                with self._stats_lock:
+                    self.stats[robot].updates_stored += 1
+                self.log.info(f"{robot}: stored announced f version {announcement.version}")
+
+    def _store_announced(self, robot: str, announcement: transport.ModelAnnouncement) -> bool:
+        """Fetch, verify and store an announced bundle unless the store has it (disk shared with trainer)."""
+        store = self.models[robot].store
+        if store.path(announcement.version).is_file():
+            return False
+        if self.cfg.trusted_public_key:
+            verify_digest(self.cfg.trusted_public_key, announcement.sha256, announcement.signature)
+        data = transport.fetch_weights(self.session, robot, announcement, self.cfg.fetch_timeout_s)
+        bundle = parse_bundle(
+            data, expected_sha256=announcement.sha256, source=f"{robot} v{announcement.version}"
+        )
+        if bundle.model_name != self.cfg.edge_model_name or bundle.version != announcement.version:
+            raise WeightsError(
+                f"bundle is {bundle.model_name!r} v{bundle.version}, expected {self.cfg.edge_model_name!r} "
+                f"v{announcement.version}"
+            )
+        try:
+            store.put(data, announcement.version)
+        except WeightsError:
+            if not store.path(announcement.version).is_file():
+                raise
+            return False
+        return True
+
+    # ------------------------------------------------------------------------------- runtime changes
+
+    def reconfigure(self, cfg: CloudConfig) -> None:
+        """Adopt the runtime-mutable fields (max_request_bytes, max_queue_wait_s, fusion_order)."""
+        self.cfg = cfg
+
+    def snapshot(self) -> dict[str, RobotStats]:
+        """A copy of the per-robot counters."""
+        with self._stats_lock:
+            return {robot: replace(stats) for robot, stats in self.stats.items()}
+
+
+def _bytes(value: zenoh.ZBytes | None) -> bytes | None:
+    return None if value is None else value.to_bytes()

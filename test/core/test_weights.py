@@ -21,6 +21,7 @@ from laecips_core.weights import (
     load_model_state,
     load_state_strict,
     parse_bundle,
+    read_signature,
     save_bundle,
     save_model,
     serialize_bundle,
@@ -28,6 +29,7 @@ from laecips_core.weights import (
     sha256_file,
     sign_digest,
     verify_digest,
+    write_signature,
 )
 from torch import nn
 
@@ -110,6 +112,18 @@ def test_tampered_bundle_fails_the_hash_check(tmp_path, h_net):
         load_bundle(path, expected_sha256=digest)
     # Without a hash the flipped bit would load silently: that is why ModelUpdate carries the digest.
     assert load_bundle(path).version == 3
+
+
+def test_signature_sidecar_round_trip(tmp_path, h_net):
+    priv, pub = generate_keypair(tmp_path / "keys")
+    path = tmp_path / "b.safetensors"
+    assert read_signature(path) is None  # no sidecar yet
+    signature = sign_digest(priv, save_bundle(path, _f(), h_net, _meta()))
+    sidecar = write_signature(path, signature)
+    assert sidecar == tmp_path / "b.safetensors.sig" and read_signature(path) == signature
+    load_bundle(path, public_key=pub, signature=read_signature(path))
+    sidecar.write_bytes(b"\xff\xfe")  # not ASCII: treated as missing, so a trusted key refuses the bundle
+    assert read_signature(path) is None
 
 
 def test_signatures_verify_and_reject(tmp_path, h_net):

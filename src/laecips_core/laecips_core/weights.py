@@ -533,6 +533,24 @@ def verify_digest(public_key: StrPath | bytes, sha256_hex: str, signature_b64: s
         ) from err
 
 
+SIGNATURE_SUFFIX = ".sig"
+"""Sidecar of a stored bundle (``<bundle>.sig``): the base64 Ed25519 signature of its sha256."""
+
+
+def write_signature(bundle_path: StrPath, signature_b64: str) -> Path:
+    """Store ``signature_b64`` atomically beside ``bundle_path`` (operators copy both for rollbacks)."""
+    return atomic_write_bytes(Path(str(bundle_path) + SIGNATURE_SUFFIX), signature_b64.encode("ascii"))
+
+
+def read_signature(bundle_path: StrPath) -> str | None:
+    """The base64 signature stored beside a bundle, or None when there is none (or it is unreadable)."""
+    try:
+        text = Path(str(bundle_path) + SIGNATURE_SUFFIX).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text or None
+
+
 # ----------------------------------------------------------------------------------------- version store
 
 

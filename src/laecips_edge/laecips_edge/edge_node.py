@@ -52,8 +52,6 @@ IMAGE_QOS = ("sensor_data", "reliable")
 BACKENDS = ("torch", "onnxruntime")
 MINERS = ("neural", "mess", "sm", "spp")
 ZENOH_MODES = ("", "peer", "client")
-SIGNATURE_SUFFIX = ".sig"
-"""Sidecar of a bundle file holding the base64 Ed25519 signature of its sha256 (see weights.sign_digest)."""
 
 
 # ------------------------------------------------------------------------------------------- config
@@ -337,16 +335,6 @@ def class_summary(
     return fractions, scores
 
 
-def signature_for(path: str | Path) -> str | None:
-    """The base64 signature stored beside a bundle (``<file>.sig``), or None when there is none."""
-    sig = Path(str(path) + SIGNATURE_SUFFIX)
-    try:
-        text = sig.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return text or None
-
-
 def _stamp_seconds(stamp: TimeMsg) -> float:
     return float(stamp.sec) + float(stamp.nanosec) * 1e-9
 
@@ -569,11 +557,11 @@ class EdgeNode(Node):
         cfg = self._cfg
         key = cfg.trusted_public_key or None
         if key is not None and signature is None:
-            signature = signature_for(path)
+            signature = weights.read_signature(path)
             if signature is None:
                 raise WeightsError(
-                    f"{path} has no signature file {path}{SIGNATURE_SUFFIX} and trusted_public_key is set: "
-                    "load a signed bundle (the node keeps one .sig per received version)"
+                    f"{path} has no signature file {path}{weights.SIGNATURE_SUFFIX} and trusted_public_key "
+                    "is set: load a signed bundle (the node keeps one .sig per received version)"
                 )
         bundle = weights.load_bundle(
             path,
@@ -883,7 +871,7 @@ class EdgeNode(Node):
         else:
             store.put(data, ann.version)
         if ann.signature:
-            weights.atomic_write_bytes(Path(str(path) + SIGNATURE_SUFFIX), ann.signature.encode("ascii"))
+            weights.write_signature(path, ann.signature)
         candidate = self._load_candidate(
             path,
             origin="update",

@@ -10,18 +10,22 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import zenoh
 from laecips_core.errors import ConfigError, WeightsError, WireFormatError
 from laecips_core.imaging import MAX_IMAGE_PIXELS, encode_jpeg
+from laecips_core.models import build_edge_model
 from laecips_core.transport import (
     CloudClient,
     InferReply,
     InferRequest,
     ModelAnnouncement,
+    fetch_into_store,
     fetch_weights,
     infer_key,
     load_zenoh_config,
@@ -30,6 +34,14 @@ from laecips_core.transport import (
     query_latest_announcement,
     update_key,
     weights_key,
+)
+from laecips_core.weights import (
+    WeightStore,
+    generate_keypair,
+    read_signature,
+    serialize_bundle,
+    sha256_bytes,
+    sign_digest,
 )
 from launch_helpers import REPO_ROOT, free_port, wait_until
 
@@ -387,6 +399,59 @@ def test_model_publication_fetch_and_latest(sessions):
     with pytest.raises(WeightsError, match="nobody is serving"):
         fetch_weights(edge, "robot1", ann, timeout_s=1.0)
     assert query_latest_announcement(edge, "robot1", timeout_s=0.5) is None
+
+
+def _signed_bundle(priv: Path, version: int, seed: int) -> tuple[bytes, ModelAnnouncement]:
+    torch.manual_seed(seed)
+    data = serialize_bundle(build_edge_model("tiny_fcn", M), None, {"model_name": "tiny_fcn",
+                            "num_classes": str(M), "version": str(version)})  # fmt: skip
+    digest = sha256_bytes(data)
+    return data, _announcement(data, version, signature=sign_digest(priv, digest))
+
+
+def test_fetch_into_store_verifies_before_storing(sessions, tmp_path):
+    trainer, edge = sessions
+    priv, pub = generate_keypair(tmp_path / "keys")
+    other_priv, _ = generate_keypair(tmp_path / "keys", name="intruder")
+    store = WeightStore(tmp_path / "edge")
+    data, ann = _signed_bundle(priv, 1, seed=1)
+    assert wait_until(lambda: bool(trainer.info.peers_zid()), 10.0)
+    publication = publish_model(trainer, "robot1", 1, data, ann)
+    try:
+
+        def fetch(a: ModelAnnouncement, **kw: object) -> tuple[Path, bool]:
+            args: dict[str, object] = {"model_name": "tiny_fcn", "num_classes": M, "public_key": pub}
+            args.update(kw)
+            return fetch_into_store(edge, "robot1", a, store, timeout_s=5.0, **args)  # type: ignore[arg-type]
+
+        for bad, kw, match in (
+            (ann, {"model_name": "lraspp_mobilenetv3"}, "does not match"),
+            (ann, {"num_classes": M + 1}, "does not match"),
+            (replace(ann, signature=""), {}, "unsigned"),
+            (replace(ann, signature=sign_digest(other_priv, ann.sha256)), {}, "does not verify"),
+        ):
+            with pytest.raises(WeightsError, match=match):
+                fetch(bad, **kw)
+        assert store.versions() == []  # nothing stored from a refused announcement
+        path, fetched = fetch(ann)
+        assert fetched and path.read_bytes() == data and read_signature(path) == ann.signature
+        assert fetch(ann) == (path, False)  # already stored: not fetched again
+        data2, ann2 = _signed_bundle(priv, 2, seed=2)
+        store.put(data, 2)  # another file under v2's name
+        with pytest.raises(WeightsError, match="holds different weights"):
+            fetch(ann2)
+        data3, ann3 = _signed_bundle(priv, 3, seed=3)
+        relabelled = replace(ann3, version=4)  # metadata says v3, announced as v4
+        publication4 = publish_model(trainer, "robot1", 4, data3, relabelled)
+        try:
+            with pytest.raises(WeightsError, match="announced as"):
+                fetch(relabelled)
+        finally:
+            publication4.close()
+        assert 4 not in store.versions() and data2 != data
+        assert fetch(ann, public_key=None)[1] is False  # without a key only the sha256 is checked
+    finally:
+        publication.close()
 
 
 # ------------------------------------------------------------------------------------ TLS and ACL

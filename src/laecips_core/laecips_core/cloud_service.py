@@ -24,7 +24,7 @@ import numpy as np
 import zenoh
 
 from laecips_core import transport
-from laecips_core.errors import ConfigError, LaecipsError, ReplayError, WeightsError, WireFormatError
+from laecips_core.errors import ConfigError, LaecipsError, ReplayError, WireFormatError
 from laecips_core.fusion import ORDERS, MaskOrder, assisted_inference
 from laecips_core.lvm import LVM, build_lvm, lvm_registry
 from laecips_core.params import (
@@ -38,7 +38,7 @@ from laecips_core.params import (
 from laecips_core.predictor import EdgePredictor
 from laecips_core.replay import ReplayBuffer
 from laecips_core.training_job import build_models, replay_path, seed_store, store_dir
-from laecips_core.weights import WeightStore, load_bundle, parse_bundle, verify_digest
+from laecips_core.weights import WeightStore, load_bundle
 
 MODEL_CACHE = 2
 """Copies of f kept per robot (the current version and the previous one, for requests in flight)."""
@@ -581,27 +581,17 @@ class CloudService:
 
     def _store_announced(self, robot: str, announcement: transport.ModelAnnouncement) -> bool:
         """Fetch, verify and store an announced bundle unless the store has it (disk shared with trainer)."""
-        store = self.models[robot].store
-        if store.path(announcement.version).is_file():
-            return False
-        if self.cfg.trusted_public_key:
-            verify_digest(self.cfg.trusted_public_key, announcement.sha256, announcement.signature)
-        data = transport.fetch_weights(self.session, robot, announcement, self.cfg.fetch_timeout_s)
-        bundle = parse_bundle(
-            data, expected_sha256=announcement.sha256, source=f"{robot} v{announcement.version}"
+        _, fetched = transport.fetch_into_store(
+            self.session,
+            robot,
+            announcement,
+            self.models[robot].store,
+            model_name=self.cfg.edge_model_name,
+            num_classes=None,
+            public_key=self.cfg.trusted_public_key or None,
+            timeout_s=self.cfg.fetch_timeout_s,
         )
-        if bundle.model_name != self.cfg.edge_model_name or bundle.version != announcement.version:
-            raise WeightsError(
-                f"bundle is {bundle.model_name!r} v{bundle.version}, expected {self.cfg.edge_model_name!r} "
-                f"v{announcement.version}"
-            )
-        try:
-            store.put(data, announcement.version)
-        except WeightsError:
-            if not store.path(announcement.version).is_file():
-                raise
-            return False
-        return True
+        return fetched
 
     # ------------------------------------------------------------------------------- runtime changes
 

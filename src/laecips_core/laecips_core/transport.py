@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Final
 import numpy as np
 import zenoh
 
+from laecips_core import weights
 from laecips_core.errors import ConfigError, ImageError, WeightsError, WireFormatError
 from laecips_core.imaging import MAX_IMAGE_PIXELS, decode_jpeg, decode_labels, encode_labels
 
@@ -895,6 +896,75 @@ def fetch_weights(
             f"{announcement.sha256[:12]}...; refusing it"
         )
     return data
+
+
+def fetch_into_store(
+    session: zenoh.Session,
+    robot_id: str,
+    announcement: ModelAnnouncement,
+    store: weights.WeightStore,
+    *,
+    model_name: str,
+    num_classes: int | None,
+    public_key: str | Path | None,
+    timeout_s: float,
+) -> tuple[Path, bool]:
+    """Verify an announced bundle and keep it in ``store`` (edge and cloud side of a model update).
+
+    Checks, before anything is fetched: the announced architecture and M match the running f, and, when
+    ``public_key`` is given, the Ed25519 signature over sha256 (an unsigned announcement is refused).
+    A version the store already has (the cloud shares its disk with the trainer) must hold the same
+    bytes and is not fetched again; otherwise the bytes are fetched, checked against the sha256 and
+    their metadata (model name, version, M) and stored atomically. The signature is kept beside the
+    file (``weights.write_signature``) so the bundle can be re-verified later.
+
+    Returns:
+        (path of the stored bundle, True when it was fetched now).
+
+    Raises:
+        WeightsError: any mismatch, a bad signature, nothing served, or a store holding other bytes.
+    """
+    version = announcement.version
+    if announcement.model_name != model_name or (
+        num_classes is not None and announcement.num_classes != num_classes
+    ):
+        raise WeightsError(
+            f"announced {announcement.model_name} M={announcement.num_classes} does not match the running "
+            f"{model_name} M={num_classes if num_classes is not None else announcement.num_classes}"
+        )
+    if public_key:
+        if not announcement.signature:
+            raise WeightsError(
+                "the announcement is unsigned but a trusted public key is set; sign bundles on the trainer"
+            )
+        weights.verify_digest(public_key, announcement.sha256, announcement.signature)
+    path = store.path(version)
+    fetched = False
+    if not path.is_file():
+        data = fetch_weights(session, robot_id, announcement, timeout_s)
+        bundle = weights.parse_bundle(
+            data, expected_sha256=announcement.sha256, source=f"{robot_id} v{version}"
+        )
+        if (
+            bundle.model_name != model_name
+            or bundle.version != version
+            or (num_classes is not None and bundle.num_classes != num_classes)
+        ):
+            raise WeightsError(
+                f"bundle is {bundle.model_name!r} v{bundle.version} M={bundle.num_classes}, announced as "
+                f"{model_name!r} v{version} M={announcement.num_classes}"
+            )
+        try:
+            store.put(data, version)
+            fetched = True
+        except WeightsError:
+            if not path.is_file():  # not a concurrent writer of the same version: a real failure
+                raise
+    if weights.sha256_file(path) != announcement.sha256:
+        raise WeightsError(f"{path} holds different weights for v{version}; move it away first")
+    if announcement.signature:
+        weights.write_signature(path, announcement.signature)
+    return path, fetched
 
 
 def _fetch_over_zenoh(

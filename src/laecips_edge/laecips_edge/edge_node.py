@@ -852,26 +852,17 @@ class EdgeNode(Node):
         if ann.version <= newest:
             self.get_logger().info(f"ignoring model update v{ann.version}: v{newest} is already loaded")
             return
-        if ann.model_name != cfg.edge_model_name or ann.num_classes != cfg.num_classes:
-            raise WeightsError(
-                f"announced {ann.model_name} M={ann.num_classes} does not match this node's "
-                f"{cfg.edge_model_name} M={cfg.num_classes}"
-            )
-        if cfg.trusted_public_key and not ann.signature:
-            raise WeightsError(
-                "the announcement is unsigned but trusted_public_key is set; sign bundles on the trainer"
-            )
         self.get_logger().info(f"model update v{ann.version} announced (sha256 {ann.sha256[:12]}), fetching")
-        data = transport.fetch_weights(self._session, cfg.robot_id, ann, cfg.update_timeout_s)
-        store = weights.WeightStore(self._weights_dir)
-        path = store.path(ann.version)
-        if path.exists():
-            if weights.sha256_file(path) != ann.sha256:
-                raise WeightsError(f"{path} holds different weights for v{ann.version}; move it away first")
-        else:
-            store.put(data, ann.version)
-        if ann.signature:
-            weights.write_signature(path, ann.signature)
+        path, _ = transport.fetch_into_store(
+            self._session,
+            cfg.robot_id,
+            ann,
+            weights.WeightStore(self._weights_dir),
+            model_name=cfg.edge_model_name,
+            num_classes=cfg.num_classes,
+            public_key=cfg.trusted_public_key or None,
+            timeout_s=cfg.update_timeout_s,
+        )
         candidate = self._load_candidate(
             path,
             origin="update",

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 from laecips_core.errors import ConfigError
+from laecips_core.metrics import auroc
 from laecips_core.mining import MinerNet
 from laecips_core.models import build_edge_model, preprocess
 from laecips_core.pretraining import (
     PretrainConfig,
-    _auroc,
     card_path,
     ensure_default_weights,
     get_profile,
@@ -128,7 +128,7 @@ def test_pretrain_miner_separates_hard_from_easy() -> None:
     with torch.inference_mode():
         conf = h(f(preprocess(np.stack([fr.image for fr in frames])))).numpy()
     hard = np.array(pattern)
-    assert _auroc(conf, ~hard) > 0.9
+    assert auroc(conf, ~hard) > 0.9
     assert conf[~hard].mean() > conf[hard].mean() + 0.2  # h = confidence: low on hard frames
 
 
@@ -137,8 +137,8 @@ def test_auroc_matches_pairwise_definition() -> None:
     scores = rng.integers(0, 5, 30).astype(float)  # many ties
     positive = rng.random(30) > 0.4
     pairs = [(a > b) + 0.5 * (a == b) for a in scores[positive] for b in scores[~positive]]
-    assert _auroc(scores, positive) == pytest.approx(np.mean(pairs))
-    assert np.isnan(_auroc(scores, np.ones(30, bool)))
+    assert auroc(scores, positive) == pytest.approx(np.mean(pairs))
+    assert np.isnan(auroc(scores, np.ones(30, bool)))
 
 
 def test_split_frames_is_contiguous_and_checked() -> None:

@@ -152,3 +152,26 @@ def percentiles(values: Iterable[float] | np.ndarray, qs: Sequence[float] = (50,
     if data.size == 0:
         return {f"p{q:g}": float("nan") for q in qs}
     return {f"p{q:g}": float(np.percentile(data.reshape(-1), q)) for q in qs}
+
+
+def auroc(scores: np.ndarray | Sequence[float], positive: np.ndarray | Sequence[bool]) -> float:
+    """Area under the ROC curve of ``scores`` for ``positive`` (Mann-Whitney U, tied ranks averaged).
+
+    Used for the miners: how well a confidence h(f(x)) separates EASY from HARD frames (0.5 = chance).
+    NaN when either class is absent.
+    """
+    pos = np.asarray(positive, bool)
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = np.asarray(scores)[order]
+    i = 0
+    while i < len(scores):
+        j = i
+        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

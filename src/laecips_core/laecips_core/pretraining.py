@@ -26,7 +26,7 @@ from laecips_core import data as bench
 from laecips_core.errors import ConfigError, WeightsError
 from laecips_core.fusion import assisted_inference
 from laecips_core.lvm import LVM, build_lvm
-from laecips_core.metrics import frame_miou
+from laecips_core.metrics import auroc, frame_miou
 from laecips_core.mining import MinerNet, hard_label
 from laecips_core.models import build_edge_model
 from laecips_core.training import (
@@ -307,25 +307,6 @@ def pretrain_miner(
     return h.eval(), stats._replace(losses=losses)
 
 
-def _auroc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U with tied ranks averaged); NaN when a class is absent."""
-    pos = np.asarray(positive, bool)
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores))
-    sorted_scores = np.asarray(scores)[order]
-    i = 0
-    while i < len(scores):
-        j = i
-        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 def _miner_quality(
     f: nn.Module, h: nn.Module, frames: Sequence[LabelledFrame], lvm: LVM, cfg: PretrainConfig
 ) -> dict[str, Any]:
@@ -344,7 +325,7 @@ def _miner_quality(
             k: stats.summary[k]
             for k in ("frames", "hard", "easy", "hard_rate", "miou_edge_mean", "miou_fused_mean")
         },
-        "auroc_easy": _auroc(conf, easy),
+        "auroc_easy": auroc(conf, easy),
         "acc_at_0.5": float(((conf > 0.5) == easy).mean()) if len(conf) else float("nan"),
         "mean_conf_easy": float(conf[easy].mean()) if easy.any() else float("nan"),
         "mean_conf_hard": float(conf[~easy].mean()) if (~easy).any() else float("nan"),

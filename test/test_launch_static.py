@@ -98,9 +98,12 @@ def declared_parameters(source: Path) -> set[str]:
                     for elt in arg.elts:
                         if isinstance(elt, ast.Tuple) and elt.elts and isinstance(elt.elts[0], ast.Constant):
                             names.add(f"{namespace}.{elt.elts[0].value}" if namespace else elt.elts[0].value)
-    for table, elts in _module_tables(tree).items():
+    local = _module_tables(tree)
+    for table, elts in local.items():
         if declares or table in handed_over:
             names |= _table_entries(elts, tree)
+    for table in handed_over - set(local):  # a table imported from a module under src/
+        names |= _resolve_table(table, tree, 1)
     return names
 
 
@@ -222,6 +225,12 @@ def test_parser_reads_both_declaration_styles(tmp_path: Path) -> None:
     )
     assert declared_parameters(src) == {"alpha", "beta", "zenoh_config", "zenoh_mode", "zenoh_listen",
                                         "zenoh_connect", "zenoh_open_timeout_s"}  # fmt: skip
+    src.write_text(  # the node declares a table defined in laecips_core (the ROS-free service module)
+        "from laecips_core.params import ZENOH_PARAMS\n"
+        "def f(n):\n    declare_config(n, ZENOH_PARAMS)\n"
+    )
+    assert declared_parameters(src) == {"zenoh_config", "zenoh_mode", "zenoh_listen", "zenoh_connect",
+                                        "zenoh_open_timeout_s"}  # fmt: skip
 
 
 def test_launch_files_exist() -> None:

@@ -317,6 +317,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _frames_accounting(report: dict[str, Any]) -> str:
+    """Where published camera frames went that got no result: the DDS link or the edge's queue."""
+    published = report.get("frames_published")
+    diag = report.get("edge_diagnostics") or {}
+    if published is None or "frames" not in diag:
+        return f"(published {published})"
+    received = int(diag["frames"]) + int(diag.get("dropped_input", 0))
+    return (
+        f"(published {published}; not received by the edge {max(published - received, 0)}: best-effort "
+        f"camera QoS; dropped by the edge's newest-wins queue {diag.get('dropped_input', 0)})"
+    )
+
+
 def format_report(report: dict[str, Any]) -> str:
     """A few human-readable lines of the report."""
 
@@ -328,7 +341,7 @@ def format_report(report: dict[str, Any]) -> str:
     answered = report["miou_cloud_answered"]
     return "\n".join(
         [
-            f"frames {report['frames']} (published {report.get('frames_published')}), "
+            f"frames {report['frames']} {_frames_accounting(report)}, "
             f"CUR {f(report['cur'])}, model versions {report['model_versions']}",
             f"mIoU all {f(miou['all'])} | edge {f(miou['edge'])} | cloud {f(miou['cloud'])} | "
             f"fallback {f(miou['fallback'])} | f alone {f(report['miou_f_alone'])}",

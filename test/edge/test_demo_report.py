@@ -62,6 +62,9 @@ def test_report_scores_final_outputs_per_source_and_pass(demo) -> None:
     assert report["latency_s"]["p50"] == pytest.approx(np.percentile([0.01, 0.5, 2.0, 0.03], 50))
     json.dumps(report)  # plain JSON (NaN-free)
     assert "frames" in demo.format_report({**report, "wall_s": 1.0})
+    diag = {"frames": "3", "dropped_input": "1"}  # 6 published: 2 lost on the link, 1 dropped by the edge
+    text = demo.format_report({**report, "frames_published": 6, "edge_diagnostics": diag})
+    assert "not received by the edge 2" in text and "newest-wins queue 1" in text
 
 
 def test_report_without_cloud_frames_has_null_fallback(demo) -> None:

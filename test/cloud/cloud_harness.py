@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import yaml
+from bundle_helpers import write_tiny_bundle
 from launch_helpers import RosTestNode
 from rclpy.qos import QoSProfile
 
@@ -18,23 +18,8 @@ MINER_IN_SIZE = (32, 32)
 
 
 def make_bundle(path: Path, version: int = 0, seed: int = 0) -> Path:
-    """A tiny_fcn f + MinerNet h bundle (M = NUM_CLASSES) written with weights.save_bundle."""
-    from laecips_core.mining import MinerNet
-    from laecips_core.models import build_edge_model
-    from laecips_core.weights import save_bundle
-
-    torch.manual_seed(seed)
-    f = build_edge_model("tiny_fcn", NUM_CLASSES, pretrained_backbone=False)
-    h = MinerNet(NUM_CLASSES, in_size=MINER_IN_SIZE)
-    metadata = {
-        "model_name": "tiny_fcn",
-        "num_classes": NUM_CLASSES,
-        "version": version,
-        "miner_in_size": str(list(MINER_IN_SIZE)),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_bundle(path, f, h, metadata)
-    return path
+    """A tiny_fcn f + MinerNet h bundle (M = NUM_CLASSES, h at MINER_IN_SIZE) with random weights."""
+    return write_tiny_bundle(path, version, NUM_CLASSES, seed=seed, miner_in_size=MINER_IN_SIZE)
 
 
 def frame(seed: int, height: int = 120, width: int = 160) -> np.ndarray:

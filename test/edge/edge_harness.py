@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import yaml
 import zenoh
+from bundle_helpers import write_tiny_bundle
 from diagnostic_msgs.msg import DiagnosticArray
 from launch_helpers import REPO_ROOT, ManagedProcess, ProcessGroup, RosTestNode, ros_env
 from rcl_interfaces.msg import Parameter as ParameterMsg
@@ -307,7 +308,7 @@ def start_cloud_double(
 
 
 def make_bundle(path: Path, version: int, label: int | None, seed: int | None = None) -> Path:
-    """A tiny_fcn + MinerNet bundle (save_bundle).
+    """A tiny_fcn + MinerNet bundle with M = NUM_CLASSES (bundle_helpers.write_tiny_bundle).
 
     Args:
         path: file to write.
@@ -316,20 +317,4 @@ def make_bundle(path: Path, version: int, label: int | None, seed: int | None = 
             whose labels vary over the image.
         seed: torch seed of the random init (default: `version`).
     """
-    import torch
-    from laecips_core.mining import MinerNet
-    from laecips_core.models import build_edge_model
-
-    from laecips_core import weights
-
-    torch.manual_seed(version if seed is None else seed)
-    f = build_edge_model("tiny_fcn", NUM_CLASSES, pretrained_backbone=False)
-    for name in ("low_classifier", "high_classifier") if label is not None else ():
-        with torch.no_grad():
-            bias = getattr(f.head, name).bias
-            bias.zero_()
-            bias[label] = 50.0
-    h = MinerNet(NUM_CLASSES)
-    metadata = {"model_name": "tiny_fcn", "num_classes": NUM_CLASSES, "version": version}
-    weights.save_bundle(path, f, h, metadata)
-    return path
+    return write_tiny_bundle(path, version, NUM_CLASSES, label=label, seed=seed)

@@ -1,4 +1,8 @@
-"""ROS 2 edge node of LAECIPS: f and h on every camera frame, hard frames to the cloud, model updates."""
+"""ROS 2 edge node of LAECIPS: a thin rclpy adapter over laecips_core.edge_service.
+
+Camera topic in; ~/labels, ~/overlay, ~/result and /diagnostics out; parameters with descriptors; the
+work (f and h, the cloud round trip, verifying and swapping model updates) is laecips_core's.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +10,34 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from laecips_core.data import NUM_CLASSES
-from laecips_core.errors import ConfigError, ImageError, LaecipsError, WeightsError
+from laecips_core.edge_service import (
+    EDGE_PARAMS,
+    CloudAnswer,
+    EdgeConfig,
+    EdgeCounters,
+    ModelSlot,
+    ask_cloud,
+    class_summary,
+    diagnostic_values,
+    load_candidate,
+    parse_palette,
+    untrained_candidate,
+)
+from laecips_core.errors import ConfigError, ImageError, LaecipsError
 from laecips_core.offload import (
     LatestQueue,
     UploadScheduler,
     classify_fallback,
     remaining_s,
-    split_network,
     upload_decision,
 )
-from laecips_core.params import ParamSpec, check_choice, check_zenoh_fields, field_changes, zenoh_from_fields
+from laecips_core.params import field_changes
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -47,204 +61,6 @@ from laecips_edge.node_support import (
 from laecips_msgs.msg import SegmentationResult
 
 NODE_NAME = "edge_node"
-IMAGE_TRANSPORTS = ("raw", "compressed")
-IMAGE_QOS = ("sensor_data", "reliable")
-BACKENDS = ("torch", "onnxruntime")
-MINERS = ("neural", "mess", "sm", "spp")
-ZENOH_MODES = ("", "peer", "client")
-
-
-# ------------------------------------------------------------------------------------------- config
-
-
-@dataclass(frozen=True)
-class EdgeConfig:
-    """Frozen parameters of the edge node (one field per ROS parameter; dots become underscores).
-
-    Attributes:
-        image_topic: camera topic (sensor_msgs/Image, or CompressedImage with image_transport=compressed).
-        image_transport: "raw" (Image) or "compressed" (CompressedImage, jpeg).
-        image_qos: "sensor_data" (best effort, default) or "reliable".
-        queue_size: camera frames waiting for f; the oldest is dropped when full (newest wins).
-        robot_id: this robot's id, one chunk of the Zenoh keys ``laecips/<robot_id>/...``.
-        backend: inference backend of f, "torch" or "onnxruntime".
-        edge_model_name: registry name of f (laecips_core.models.edge_model_registry).
-        edge_model_path: safetensors bundle of f and h loaded at start ("" = untrained f, version 0).
-        edge_model_version: version of the running weights (set by the node only).
-        num_classes: M.
-        input_height: height f runs at (pixels; 0 = the camera's).
-        input_width: width f runs at (pixels; 0 = the camera's).
-        miner: hard-input miner h: "neural" (the bundle's MinerNet), "mess", "sm" or "spp" (Eq. 22-24).
-        threshold: delta; a frame is hard when h(f(x)) <= delta.
-        exploration_rate: probability that an easy frame is uploaded anyway (keeps h calibrated).
-        max_in_flight: most hard frames waiting on the cloud at once.
-        deadline_s: seconds from a frame's arrival until its cloud result is given up (fallback).
-        jpeg_quality: JPEG quality of uploaded frames (1-100).
-        zenoh_config: json5 Zenoh config file ("" = Zenoh defaults, peer mode).
-        zenoh_mode: "peer", "client" or "" (the file's).
-        zenoh_connect: endpoints to connect to, replacing the file's (empty = the file's).
-        trusted_public_key: Ed25519 public key (PEM); when set every bundle must carry a valid signature.
-        weights_dir: where received bundles are kept (one file per version, for rollback).
-        update_timeout_s: deadline of fetching a bundle over Zenoh (seconds).
-        palette: "" (default palette) or comma-separated "#rrggbb" colours, one per class.
-        overlay_alpha: weight of the colour mask in ~/overlay (0 = image only, 1 = mask only).
-        diagnostics_period_s: period of /diagnostics (seconds).
-    """
-
-    image_topic: str = "/camera/image_raw"
-    image_transport: str = "raw"
-    image_qos: str = "sensor_data"
-    queue_size: int = 2
-    robot_id: str = "robot1"
-    backend: str = "torch"
-    edge_model_name: str = "lraspp_mobilenetv3"
-    edge_model_path: str = ""
-    edge_model_version: int = 0
-    num_classes: int = NUM_CLASSES
-    input_height: int = 0
-    input_width: int = 0
-    miner: str = "neural"
-    threshold: float = 0.5
-    exploration_rate: float = 0.02
-    max_in_flight: int = 2
-    deadline_s: float = 2.0
-    jpeg_quality: int = 75
-    zenoh_config: str = ""
-    zenoh_mode: str = ""
-    zenoh_connect: tuple[str, ...] = ()
-    trusted_public_key: str = ""
-    weights_dir: str = ""
-    update_timeout_s: float = 30.0
-    palette: str = ""
-    overlay_alpha: float = 0.5
-    diagnostics_period_s: float = 1.0
-
-    def validate(self) -> EdgeConfig:
-        """Check choices and cross-field rules the descriptors cannot express.
-
-        Returns:
-            self, for chaining.
-
-        Raises:
-            ConfigError: naming the parameter and what is allowed.
-        """
-        from laecips_core.models import edge_model_registry
-
-        choices = {
-            "image_transport": (self.image_transport, IMAGE_TRANSPORTS),
-            "image_qos": (self.image_qos, IMAGE_QOS),
-            "backend": (self.backend, BACKENDS),
-            "miner": (self.miner, MINERS),
-            "edge_model.name": (self.edge_model_name, tuple(edge_model_registry)),
-        }
-        for name, (value, allowed) in choices.items():
-            check_choice(name, value, allowed)
-        check_zenoh_fields(self.zenoh_config, self.zenoh_mode, connect=self.zenoh_connect, modes=ZENOH_MODES)
-        transport.validate_robot_id(self.robot_id)
-        if not self.image_topic:
-            raise ConfigError("parameter image_topic is empty: give the camera topic, e.g. /camera/image_raw")
-        if (self.input_height == 0) != (self.input_width == 0):
-            raise ConfigError("set both input_height and input_width (pixels), or both to 0 for camera size")
-        if self.trusted_public_key and not Path(self.trusted_public_key).expanduser().is_file():
-            raise ConfigError(
-                f"trusted_public_key {self.trusted_public_key!r} does not exist: give the trainer's .pub file"
-            )
-        parse_palette(self.palette, self.num_classes)
-        return self
-
-    @property
-    def input_size(self) -> tuple[int, int] | None:
-        """(H, W) f runs at, or None for the camera's size."""
-        return (self.input_height, self.input_width) if self.input_height else None
-
-
-def parse_palette(text: str, num_classes: int) -> np.ndarray:
-    """Colours of the overlay.
-
-    Args:
-        text: "" for imaging.palette(M), else comma-separated "#rrggbb" (or "rrggbb"), at least M.
-        num_classes: M.
-
-    Returns:
-        (M, 3) uint8 RGB palette.
-
-    Raises:
-        ConfigError: a colour is malformed or fewer than M are given.
-    """
-    if not text.strip():
-        return np.asarray(imaging.palette(num_classes), dtype=np.uint8)[:num_classes]
-    colours = []
-    for item in text.split(","):
-        hexa = item.strip().lstrip("#")
-        if len(hexa) != 6:
-            raise ConfigError(f"palette colour {item!r} is not '#rrggbb'")
-        try:
-            colours.append([int(hexa[i : i + 2], 16) for i in (0, 2, 4)])
-        except ValueError as err:
-            raise ConfigError(f"palette colour {item!r} is not hexadecimal '#rrggbb'") from err
-    if len(colours) < num_classes:
-        raise ConfigError(
-            f"palette has {len(colours)} colours but num_classes={num_classes}; give one per class"
-        )
-    return np.asarray(colours[:num_classes], dtype=np.uint8)
-
-
-EDGE_PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec("image_topic", "image_topic", "camera topic (sensor_msgs/Image or CompressedImage)"),
-    ParamSpec(
-        "image_transport", "image_transport", "raw (sensor_msgs/Image) or compressed (CompressedImage jpeg)"
-    ),
-    ParamSpec("image_qos", "image_qos", "camera QoS: sensor_data (best effort) or reliable"),
-    ParamSpec("queue_size", "queue_size", "camera frames waiting for f; oldest dropped when full", 1, 64),
-    ParamSpec("robot_id", "robot_id", "robot id, one chunk of the Zenoh keys laecips/<robot_id>/..."),
-    ParamSpec("backend", "backend", "inference backend of f: torch or onnxruntime"),
-    ParamSpec("edge_model.name", "edge_model_name", "edge model f (registry name)"),
-    ParamSpec(
-        "edge_model.path",
-        "edge_model_path",
-        "safetensors bundle of f and h; set at run time to load a file (rollback), verified first",
-        mutable=True,
-    ),
-    ParamSpec(
-        "edge_model.version",
-        "edge_model_version",
-        "version of the running weights; set by the node only (read-only for operators)",
-        0,
-        2**31 - 1,
-        mutable=True,
-    ),
-    ParamSpec("num_classes", "num_classes", "M, number of classes of f", 2, 65535),
-    ParamSpec("input_height", "input_height", "height f runs at in pixels (0 = camera's)", 0, 8192),
-    ParamSpec("input_width", "input_width", "width f runs at in pixels (0 = camera's)", 0, 8192),
-    ParamSpec("miner", "miner", "hard-input miner h: neural, mess, sm or spp"),
-    ParamSpec("threshold", "threshold", "delta: a frame is hard when h(f(x)) <= delta", 0.0, 1.0, True),
-    ParamSpec(
-        "exploration_rate", "exploration_rate", "probability of uploading an easy frame", 0.0, 1.0, True
-    ),
-    ParamSpec("max_in_flight", "max_in_flight", "most hard frames waiting on the cloud at once", 1, 64),
-    ParamSpec(
-        "deadline_s", "deadline_s", "seconds from frame arrival to give up on the cloud", 0.01, 600.0, True
-    ),
-    ParamSpec("jpeg_quality", "jpeg_quality", "JPEG quality of uploaded frames", 1, 100, True),
-    ParamSpec("zenoh_config", "zenoh_config", "Zenoh json5 config file ('' = defaults)"),
-    ParamSpec("zenoh_mode", "zenoh_mode", "Zenoh mode: peer, client or '' (the file's)"),
-    ParamSpec("zenoh_connect", "zenoh_connect", "Zenoh endpoints to connect to (empty = the file's)"),
-    ParamSpec(
-        "trusted_public_key",
-        "trusted_public_key",
-        "Ed25519 public key (PEM); when set, bundles must be signed",
-    ),
-    ParamSpec(
-        "weights_dir", "weights_dir", "folder keeping received bundles ('' = ~/.ros/laecips/<robot_id>)"
-    ),
-    ParamSpec("update_timeout_s", "update_timeout_s", "deadline of a bundle fetch (seconds)", 0.1, 3600.0),
-    ParamSpec(
-        "palette", "palette", "overlay colours: '' or comma-separated #rrggbb, one per class", mutable=True
-    ),
-    ParamSpec("overlay_alpha", "overlay_alpha", "weight of the colour mask in ~/overlay", 0.0, 1.0, True),
-    ParamSpec("diagnostics_period_s", "diagnostics_period_s", "period of /diagnostics (s)", 0.05, 3600.0),
-)
-PARAMETER_NAMES: tuple[str, ...] = tuple(p.name for p in EDGE_PARAMS)
 
 
 @dataclass
@@ -271,68 +87,6 @@ class _Job:
     version: int
     edge_s: float
     arrival: float
-
-
-@dataclass
-class _Candidate:
-    """A verified model ready to be swapped in between frames."""
-
-    predictor: Any
-    version: int
-    sha256: str
-    path: str
-    origin: str
-
-
-@dataclass
-class _Counters:
-    """Counts and last values shown in /diagnostics."""
-
-    frames: int = 0
-    uploaded: int = 0
-    hard: int = 0
-    cloud_ok: int = 0
-    fallback: int = 0
-    dropped_input: int = 0
-    dropped_upload: int = 0
-    bad_input: int = 0
-    errors: int = 0
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    updates_applied: int = 0
-    updates_refused: int = 0
-    cloud_status: str = "unknown"
-    last_error: str = ""
-
-
-def class_summary(
-    labels: np.ndarray, probs: np.ndarray | None, num_classes: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-class fractions of `labels` and mean softmax score of f over each class's pixels.
-
-    Args:
-        labels: (H, W) integer class ids < M.
-        probs: (M, H, W) float32 softmax of f at the same size, or None.
-        num_classes: M.
-
-    Returns:
-        (fractions, scores): two (M,) float32 arrays; fractions sum to 1, scores are 0 where a class
-        is absent (or when probs do not match labels).
-    """
-    flat = labels.reshape(-1).astype(np.int64)
-    counts = np.bincount(flat, minlength=num_classes)[:num_classes].astype(np.float64)
-    fractions = (counts / max(1, flat.size)).astype(np.float32)
-    scores = np.zeros(num_classes, dtype=np.float32)
-    if (
-        probs is not None
-        and probs.ndim == 3
-        and probs.shape[1:] == labels.shape
-        and probs.shape[0] == num_classes
-    ):
-        picked = np.take_along_axis(probs, labels[None].astype(np.int64), axis=0)[0]
-        sums = np.bincount(flat, weights=picked.reshape(-1), minlength=num_classes)[:num_classes]
-        scores = (sums / np.maximum(counts, 1.0)).astype(np.float32)
-    return fractions, scores
 
 
 def _stamp_seconds(stamp: TimeMsg) -> float:
@@ -379,8 +133,7 @@ class EdgeNode(Node):
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self._internal = threading.local()
-        self._counters = _Counters()
-        self._count_lock = threading.Lock()
+        self._counters = EdgeCounters()
         self._stop = threading.Event()
         self._session: Any = None
         self._listener: Any = None
@@ -393,18 +146,11 @@ class EdgeNode(Node):
         self._cfg = self._declare_and_read().validate()
         cfg = self._cfg
         self._palette = parse_palette(cfg.palette, cfg.num_classes)
-        self._weights_dir = (
-            Path(cfg.weights_dir).expanduser()
-            if cfg.weights_dir
-            else (Path.home() / ".ros" / "laecips" / cfg.robot_id / "weights")
-        )
 
         # The model running at start: a verified bundle, or an untrained f (version 0).
-        self._swap_lock = threading.Lock()
-        self._pending: _Candidate | None = None
         if cfg.edge_model_path:
             try:
-                first = self._load_candidate(cfg.edge_model_path, origin="start")
+                first = load_candidate(cfg, cfg.edge_model_path, origin="start")
             except LaecipsError as err:
                 raise ConfigError(f"edge_model.path {cfg.edge_model_path!r} refused: {err}") from err
         else:
@@ -412,9 +158,8 @@ class EdgeNode(Node):
                 f"edge_model.path is empty: running an untrained {cfg.edge_model_name} (version 0) until "
                 "the trainer publishes weights; run `laecips pretrain` for usable defaults"
             )
-            first = _Candidate(self._build_predictor(None), 0, "", "", "untrained")
-        self._predictor = first.predictor
-        self._version = first.version
+            first = untrained_candidate(cfg)
+        self._models = ModelSlot(first)
         self._set_internal({"edge_model.version": first.version})
 
         # ROS interfaces: explicit QoS (sensor data in, reliable out).
@@ -439,7 +184,7 @@ class EdgeNode(Node):
         self._sub = self.create_subscription(msg_type, cfg.image_topic, self._on_image, in_qos)
 
         # Zenoh: one session for cloud requests and model updates, opened by a worker (retries).
-        zconf = self._zenoh_config()
+        zconf = cfg.zenoh()
         self._updates: LatestQueue[transport.ModelAnnouncement] = LatestQueue(4)
         self._uploader = UploadScheduler(
             cfg.max_in_flight, self._upload, self._on_upload_dropped, pending=1, name="laecips-upload"
@@ -455,7 +200,7 @@ class EdgeNode(Node):
                 "trainer's .pub file to require signed weights"
             )
         self.get_logger().info(
-            f"edge node up: robot {cfg.robot_id}, {cfg.edge_model_name} v{self._version} ({cfg.backend}), "
+            f"edge node up: robot {cfg.robot_id}, {cfg.edge_model_name} v{first.version} ({cfg.backend}), "
             f"miner {cfg.miner}, delta={cfg.threshold}, camera {cfg.image_topic} ({cfg.image_transport}, "
             f"{cfg.image_qos}), deadline {cfg.deadline_s} s, {cfg.max_in_flight} in flight"
         )
@@ -497,12 +242,12 @@ class EdgeNode(Node):
                     successful=False, reason="edge_model.path cannot be emptied: give a bundle file to load"
                 )
             try:
-                candidate = self._load_candidate(new_path, origin="operator")
+                candidate = load_candidate(self._cfg, new_path, origin="operator")
             except LaecipsError as err:
                 self._count(updates_refused=1, error=f"operator bundle {new_path} refused: {err}")
                 self.get_logger().warning(f"edge_model.path {new_path} refused: {err}")
                 return SetParametersResult(successful=False, reason=f"refused {new_path}: {err}")
-            self._offer(candidate)
+            self._models.offer(candidate)
             new_cfg = replace(new_cfg, edge_model_path=new_path)
         if new_cfg.palette != self._cfg.palette:
             self._palette = parse_palette(new_cfg.palette, new_cfg.num_classes)
@@ -511,91 +256,12 @@ class EdgeNode(Node):
 
     # ------------------------------------------------------------------------------------- models
 
-    def _build_predictor(self, bundle: weights.Bundle | None) -> Any:
-        """New instances of f and h (the bundle's weights, strictly) wrapped in an EdgePredictor."""
-        from laecips_core.mining import MinerNet, NeuralMiner, build_miner
-        from laecips_core.models import build_edge_model
-        from laecips_core.predictor import EdgePredictor
-
-        cfg = self._cfg
-        f = build_edge_model(cfg.edge_model_name, cfg.num_classes, pretrained_backbone=bundle is None)
-        h = MinerNet(cfg.num_classes) if cfg.miner == "neural" else None
-        if bundle is not None:
-            if h is None and bundle.h_state:
-                h = MinerNet(cfg.num_classes)  # verified against h even when another miner runs
-            weights.apply_bundle(bundle, f, h)
-        f.eval()
-        if cfg.miner == "neural":
-            assert h is not None
-            miner = NeuralMiner(h.eval())
-        else:
-            miner = build_miner(cfg.miner, cfg.num_classes)
-        version = bundle.version if bundle is not None else 0
-        return EdgePredictor(f, miner, backend=cfg.backend, input_size=cfg.input_size, version=version)
-
-    def _load_candidate(
-        self,
-        path: str | Path,
-        *,
-        origin: str,
-        expected_sha256: str | None = None,
-        signature: str | None = None,
-        expected_version: int | None = None,
-    ) -> _Candidate:
-        """Verify a bundle file and build a ready-to-swap model from it.
-
-        Args:
-            path: safetensors bundle.
-            origin: "start", "operator" or "update" (for logs).
-            expected_sha256: hex digest it must have (from the announcement).
-            signature: base64 signature; read from ``<path>.sig`` when None.
-            expected_version: version the metadata must state (from the announcement).
-
-        Raises:
-            WeightsError: missing file, hash or signature mismatch, wrong architecture/class count.
-        """
-        cfg = self._cfg
-        key = cfg.trusted_public_key or None
-        if key is not None and signature is None:
-            signature = weights.read_signature(path)
-            if signature is None:
-                raise WeightsError(
-                    f"{path} has no signature file {path}{weights.SIGNATURE_SUFFIX} and trusted_public_key "
-                    "is set: load a signed bundle (the node keeps one .sig per received version)"
-                )
-        bundle = weights.load_bundle(
-            path,
-            expected_sha256=expected_sha256,
-            public_key=key,
-            signature=signature if key is not None else None,
-        )
-        if bundle.model_name != cfg.edge_model_name or bundle.num_classes != cfg.num_classes:
-            raise WeightsError(
-                f"bundle is {bundle.model_name} with M={bundle.num_classes} but this node runs "
-                f"{cfg.edge_model_name} with M={cfg.num_classes}: pick a matching bundle"
-            )
-        if expected_version is not None and bundle.version != expected_version:
-            raise WeightsError(
-                f"bundle metadata says version {bundle.version} but it was announced as {expected_version}"
-            )
-        predictor = self._build_predictor(bundle)
-        digest = expected_sha256 or weights.sha256_file(path)
-        return _Candidate(predictor, bundle.version, digest, str(path), origin)
-
-    def _offer(self, candidate: _Candidate) -> None:
-        """Hand a verified model to the inference thread, which swaps it in before the next frame."""
-        with self._swap_lock:
-            self._pending = candidate
-
     def _maybe_swap(self) -> None:
         """Install a pending model between two frames and publish its version as a parameter."""
-        with self._swap_lock:
-            candidate, self._pending = self._pending, None
+        old = self._models.current.version
+        candidate = self._models.swap()
         if candidate is None:
             return
-        old = self._version
-        self._predictor = candidate.predictor
-        self._version = candidate.version
         values: dict[str, Any] = {"edge_model.version": candidate.version}
         if candidate.origin == "update":
             values["edge_model.path"] = candidate.path
@@ -654,9 +320,9 @@ class EdgeNode(Node):
             self.get_logger().error(f"dropping camera frame (stamp {stamp:.3f}): {err}")
             return
         cfg = self._cfg
-        predictor, version = self._predictor, self._version
+        model = self._models.current
         try:
-            result = predictor.predict(rgb)
+            result = model.predictor.predict(rgb)
         except ImageError as err:
             self._count(bad_input=1, error=f"bad camera frame at {stamp:.3f}: {err}")
             self.get_logger().error(f"dropping camera frame (stamp {stamp:.3f}): {err}")
@@ -674,7 +340,7 @@ class EdgeNode(Node):
             threshold=float(cfg.threshold),
             hard=hard,
             uploaded=uploaded,
-            version=version,
+            version=model.version,
             edge_s=float(result.compute_s),
             arrival=frame.arrival,
         )
@@ -687,51 +353,27 @@ class EdgeNode(Node):
 
     def _upload(self, job: _Job) -> None:
         """Worker: one hard frame to the cloud within its deadline, then publish cloud or fallback."""
-        cfg = self._cfg
-        remaining = remaining_s(cfg.deadline_s, job.arrival, time.monotonic())
-        if remaining <= 0.0:
-            self._fallback(job, "timeout", "deadline passed while waiting for a free upload slot")
+        answer: CloudAnswer = ask_cloud(
+            self._session,
+            self._cfg,
+            frame_id=job.frame_no,
+            stamp=_stamp_seconds(job.header.stamp),
+            version=job.version,
+            rgb=job.rgb,
+            remaining_s=remaining_s(self._cfg.deadline_s, job.arrival, time.monotonic()),
+        )
+        self._count(bytes_sent=answer.bytes_sent)
+        if answer.labels is None:
+            self._fallback(job, answer.status, answer.error)
             return
-        if self._session is None:
-            self._fallback(job, "unreachable", "no zenoh session")
-            return
-        try:
-            jpeg = imaging.encode_jpeg(job.rgb, quality=cfg.jpeg_quality)
-            request = transport.InferRequest(
-                robot_id=cfg.robot_id,
-                frame_id=job.frame_no,
-                stamp=_stamp_seconds(job.header.stamp),
-                model_version=job.version,
-                num_classes=cfg.num_classes,
-                width=int(job.rgb.shape[1]),
-                height=int(job.rgb.shape[0]),
-                jpeg=jpeg,
-            )
-            client = transport.CloudClient(self._session, cfg.robot_id, remaining)
-            try:
-                sent = time.monotonic()
-                reply = client.infer(request)
-                round_trip = time.monotonic() - sent
-            finally:
-                client.close()
-        except LaecipsError as err:
-            self._fallback(job, "error", f"cannot send frame: {err}")
-            return
-        self._count(bytes_sent=len(jpeg))
-        if not reply.ok or reply.labels is None:
-            self._fallback(job, reply.status, reply.error)
-            return
-        labels = np.asarray(reply.labels)
-        down_bytes = len(imaging.encode_labels(labels))
-        self._count(cloud_ok=1, bytes_received=down_bytes, cloud_status="available")
-        upload_s, download_s = split_network(round_trip, float(reply.cloud_s), len(jpeg), down_bytes)
+        self._count(cloud_ok=1, bytes_received=answer.bytes_received, cloud_status="available")
         self._publish(
             job,
-            labels,
+            answer.labels,
             SegmentationResult.SOURCE_CLOUD,
-            upload_s=upload_s,
-            cloud_s=float(reply.cloud_s),
-            download_s=download_s,
+            upload_s=answer.upload_s,
+            cloud_s=answer.cloud_s,
+            download_s=answer.download_s,
         )
 
     def _on_upload_dropped(self, job: _Job) -> None:
@@ -791,11 +433,6 @@ class EdgeNode(Node):
 
     # ------------------------------------------------------------------------------------- zenoh
 
-    def _zenoh_config(self) -> Any:
-        """The Zenoh config from zenoh_config + zenoh_mode/zenoh_connect (multicast scouting forced off)."""
-        cfg = self._cfg
-        return zenoh_from_fields(cfg.zenoh_config, cfg.zenoh_mode, connect=cfg.zenoh_connect)
-
     def _zenoh_loop(self, zconf: Any) -> None:
         """Worker: open the session (retrying while the router is down), then listen for model updates.
 
@@ -847,8 +484,7 @@ class EdgeNode(Node):
 
     def _apply_announcement(self, ann: transport.ModelAnnouncement) -> None:
         cfg = self._cfg
-        with self._swap_lock:
-            newest = max(self._version, self._pending.version if self._pending else -1)
+        newest = self._models.newest_version()
         if ann.version <= newest:
             self.get_logger().info(f"ignoring model update v{ann.version}: v{newest} is already loaded")
             return
@@ -857,68 +493,49 @@ class EdgeNode(Node):
             self._session,
             cfg.robot_id,
             ann,
-            weights.WeightStore(self._weights_dir),
+            weights.WeightStore(cfg.weights_path),
             model_name=cfg.edge_model_name,
             num_classes=cfg.num_classes,
             public_key=cfg.trusted_public_key or None,
             timeout_s=cfg.update_timeout_s,
         )
-        candidate = self._load_candidate(
+        candidate = load_candidate(
+            cfg,
             path,
             origin="update",
             expected_sha256=ann.sha256,
             signature=ann.signature or None,
             expected_version=ann.version,
         )
-        self._offer(candidate)
+        self._models.offer(candidate)
 
     # -------------------------------------------------------------------------------- diagnostics
 
     def _count(self, error: str | None = None, cloud_status: str | None = None, **increments: int) -> None:
-        with self._count_lock:
-            for key, value in increments.items():
-                setattr(self._counters, key, getattr(self._counters, key) + value)
-            if error:
-                self._counters.errors += 1
-                self._counters.last_error = error[:500]
-            if cloud_status:
-                self._counters.cloud_status = cloud_status
+        self._counters.count(error=error, cloud_status=cloud_status, **increments)
 
     def counters(self) -> dict[str, Any]:
         """A snapshot of the diagnostics counters (frames, uploaded, fallback, errors, ...)."""
-        with self._count_lock:
-            return {f.name: getattr(self._counters, f.name) for f in fields(self._counters)}
+        return self._counters.snapshot()
 
     def _publish_diagnostics(self) -> None:
         """Timer: frame rate, CUR, cloud availability, model version and errors on /diagnostics."""
         now = time.monotonic()
         snap = self.counters()
         last_t, last_frames = self._last_diag
-        rate = (snap["frames"] - last_frames) / max(1e-6, now - last_t)
         self._last_diag = (now, snap["frames"])
-        cur = snap["uploaded"] / snap["frames"] if snap["frames"] else 0.0
-        uploader = self._uploader
-        values = {
-            "frame_rate_hz": f"{rate:.2f}",
-            "cur": f"{cur:.4f}",
-            "cloud": snap["cloud_status"],
-            "model_version": str(self._version),
-            "in_flight": str(uploader.in_flight if uploader else 0),
-            "threshold": str(self._cfg.threshold),
-            **{k: str(v) for k, v in snap.items() if k not in ("cloud_status",)},
-        }
-        if snap["bad_input"] or snap["updates_refused"]:
-            level, message = DiagnosticStatus.WARN, snap["last_error"] or "errors"
-        elif snap["cloud_status"] in ("unreachable", "timeout"):
-            level, message = (
-                DiagnosticStatus.WARN,
-                f"cloud {snap['cloud_status']}: hard frames fall back to f",
-            )
-        else:
-            level, message = DiagnosticStatus.OK, "running"
+        warn, message, values = diagnostic_values(
+            snap,
+            rate_hz=(snap["frames"] - last_frames) / max(1e-6, now - last_t),
+            version=self._models.current.version,
+            in_flight=self._uploader.in_flight if self._uploader else 0,
+            threshold=self._cfg.threshold,
+        )
+        level = DiagnosticStatus.WARN if warn else DiagnosticStatus.OK
         robot = self._cfg.robot_id
-        status = diagnostic_status(f"laecips_edge: {robot}", robot, level, message, values)
-        publish_diagnostics(self, self._pub_diag, [status])
+        publish_diagnostics(
+            self, self._pub_diag, [diagnostic_status(f"laecips_edge: {robot}", robot, level, message, values)]
+        )
 
     # --------------------------------------------------------------------------------- lifecycle
 

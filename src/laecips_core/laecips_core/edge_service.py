@@ -1,0 +1,589 @@
+"""The edge side of LAECIPS without ROS: parameters, loading f and h, the cloud round trip of a hard frame.
+
+The rclpy node laecips_edge.edge_node adapts these pieces (camera topic, publishers, parameter
+callback, threads); everything here is plain Python so it is tested and reused without a ROS runtime:
+
+- ``EdgeConfig`` / ``EDGE_PARAMS``: the node's parameters and their checks;
+- ``load_candidate``: verify a safetensors bundle (sha256, Ed25519 signature, architecture) and build
+  new instances of f and h from it; ``ModelSlot`` swaps it in between frames (Algorithm 2's update);
+- ``ask_cloud``: one hard frame to the cloud (JPEG, Zenoh get within its deadline) and what came back;
+- ``EdgeCounters`` and ``diagnostic_values``: what /diagnostics shows (frame rate, CUR, cloud state).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from laecips_core import imaging, transport, weights
+from laecips_core.data import NUM_CLASSES
+from laecips_core.errors import ConfigError, LaecipsError, WeightsError
+from laecips_core.offload import split_network
+from laecips_core.params import ParamSpec, check_choice, check_zenoh_fields, zenoh_from_fields
+from laecips_core.predictor import EdgePredictor
+
+IMAGE_TRANSPORTS = ("raw", "compressed")
+IMAGE_QOS = ("sensor_data", "reliable")
+BACKENDS = ("torch", "onnxruntime")
+MINERS = ("neural", "mess", "sm", "spp")
+ZENOH_MODES = ("", "peer", "client")
+
+
+# ----------------------------------------------------------------------------------- parameters
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    """Frozen parameters of the edge node (one field per ROS parameter; dots become underscores).
+
+    Attributes:
+        image_topic: camera topic (sensor_msgs/Image, or CompressedImage with image_transport=compressed).
+        image_transport: "raw" (Image) or "compressed" (CompressedImage, jpeg).
+        image_qos: "sensor_data" (best effort, default) or "reliable".
+        queue_size: camera frames waiting for f; the oldest is dropped when full (newest wins).
+        robot_id: this robot's id, one chunk of the Zenoh keys ``laecips/<robot_id>/...``.
+        backend: inference backend of f, "torch" or "onnxruntime".
+        edge_model_name: registry name of f (laecips_core.models.edge_model_registry).
+        edge_model_path: safetensors bundle of f and h loaded at start ("" = untrained f, version 0).
+        edge_model_version: version of the running weights (set by the node only).
+        num_classes: M.
+        input_height: height f runs at (pixels; 0 = the camera's).
+        input_width: width f runs at (pixels; 0 = the camera's).
+        miner: hard-input miner h: "neural" (the bundle's MinerNet), "mess", "sm" or "spp" (Eq. 22-24).
+        threshold: delta; a frame is hard when h(f(x)) <= delta.
+        exploration_rate: probability that an easy frame is uploaded anyway (keeps h calibrated).
+        max_in_flight: most hard frames waiting on the cloud at once.
+        deadline_s: seconds from a frame's arrival until its cloud result is given up (fallback).
+        jpeg_quality: JPEG quality of uploaded frames (1-100).
+        zenoh_config: json5 Zenoh config file ("" = Zenoh defaults, peer mode).
+        zenoh_mode: "peer", "client" or "" (the file's).
+        zenoh_connect: endpoints to connect to, replacing the file's (empty = the file's).
+        trusted_public_key: Ed25519 public key (PEM); when set every bundle must carry a valid signature.
+        weights_dir: where received bundles are kept (one file per version, for rollback).
+        update_timeout_s: deadline of fetching a bundle over Zenoh (seconds).
+        palette: "" (default palette) or comma-separated "#rrggbb" colours, one per class.
+        overlay_alpha: weight of the colour mask in ~/overlay (0 = image only, 1 = mask only).
+        diagnostics_period_s: period of /diagnostics (seconds).
+    """
+
+    image_topic: str = "/camera/image_raw"
+    image_transport: str = "raw"
+    image_qos: str = "sensor_data"
+    queue_size: int = 2
+    robot_id: str = "robot1"
+    backend: str = "torch"
+    edge_model_name: str = "lraspp_mobilenetv3"
+    edge_model_path: str = ""
+    edge_model_version: int = 0
+    num_classes: int = NUM_CLASSES
+    input_height: int = 0
+    input_width: int = 0
+    miner: str = "neural"
+    threshold: float = 0.5
+    exploration_rate: float = 0.02
+    max_in_flight: int = 2
+    deadline_s: float = 2.0
+    jpeg_quality: int = 75
+    zenoh_config: str = ""
+    zenoh_mode: str = ""
+    zenoh_connect: tuple[str, ...] = ()
+    trusted_public_key: str = ""
+    weights_dir: str = ""
+    update_timeout_s: float = 30.0
+    palette: str = ""
+    overlay_alpha: float = 0.5
+    diagnostics_period_s: float = 1.0
+
+    def validate(self) -> EdgeConfig:
+        """Check choices and cross-field rules the descriptors cannot express.
+
+        Returns:
+            self, for chaining.
+
+        Raises:
+            ConfigError: naming the parameter and what is allowed.
+        """
+        from laecips_core.models import edge_model_registry
+
+        choices = {
+            "image_transport": (self.image_transport, IMAGE_TRANSPORTS),
+            "image_qos": (self.image_qos, IMAGE_QOS),
+            "backend": (self.backend, BACKENDS),
+            "miner": (self.miner, MINERS),
+            "edge_model.name": (self.edge_model_name, tuple(edge_model_registry)),
+        }
+        for name, (value, allowed) in choices.items():
+            check_choice(name, value, allowed)
+        check_zenoh_fields(self.zenoh_config, self.zenoh_mode, connect=self.zenoh_connect, modes=ZENOH_MODES)
+        transport.validate_robot_id(self.robot_id)
+        if not self.image_topic:
+            raise ConfigError("parameter image_topic is empty: give the camera topic, e.g. /camera/image_raw")
+        if (self.input_height == 0) != (self.input_width == 0):
+            raise ConfigError("set both input_height and input_width (pixels), or both to 0 for camera size")
+        if self.trusted_public_key and not Path(self.trusted_public_key).expanduser().is_file():
+            raise ConfigError(
+                f"trusted_public_key {self.trusted_public_key!r} does not exist: give the trainer's .pub file"
+            )
+        parse_palette(self.palette, self.num_classes)
+        return self
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """(H, W) f runs at, or None for the camera's size."""
+        return (self.input_height, self.input_width) if self.input_height else None
+
+    @property
+    def weights_path(self) -> Path:
+        """Folder of received bundles: weights_dir, or ~/.ros/laecips/<robot_id>/weights."""
+        if self.weights_dir:
+            return Path(self.weights_dir).expanduser()
+        return Path.home() / ".ros" / "laecips" / self.robot_id / "weights"
+
+    def zenoh(self) -> Any:
+        """The zenoh.Config from zenoh_config + zenoh_mode/zenoh_connect (multicast scouting forced off)."""
+        return zenoh_from_fields(self.zenoh_config, self.zenoh_mode, connect=self.zenoh_connect)
+
+
+def parse_palette(text: str, num_classes: int) -> np.ndarray:
+    """Colours of the overlay.
+
+    Args:
+        text: "" for imaging.palette(M), else comma-separated "#rrggbb" (or "rrggbb"), at least M.
+        num_classes: M.
+
+    Returns:
+        (M, 3) uint8 RGB palette.
+
+    Raises:
+        ConfigError: a colour is malformed or fewer than M are given.
+    """
+    if not text.strip():
+        return np.asarray(imaging.palette(num_classes), dtype=np.uint8)[:num_classes]
+    colours = []
+    for item in text.split(","):
+        hexa = item.strip().lstrip("#")
+        if len(hexa) != 6:
+            raise ConfigError(f"palette colour {item!r} is not '#rrggbb'")
+        try:
+            colours.append([int(hexa[i : i + 2], 16) for i in (0, 2, 4)])
+        except ValueError as err:
+            raise ConfigError(f"palette colour {item!r} is not hexadecimal '#rrggbb'") from err
+    if len(colours) < num_classes:
+        raise ConfigError(
+            f"palette has {len(colours)} colours but num_classes={num_classes}; give one per class"
+        )
+    return np.asarray(colours[:num_classes], dtype=np.uint8)
+
+
+EDGE_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("image_topic", "image_topic", "camera topic (sensor_msgs/Image or CompressedImage)"),
+    ParamSpec(
+        "image_transport", "image_transport", "raw (sensor_msgs/Image) or compressed (CompressedImage jpeg)"
+    ),
+    ParamSpec("image_qos", "image_qos", "camera QoS: sensor_data (best effort) or reliable"),
+    ParamSpec("queue_size", "queue_size", "camera frames waiting for f; oldest dropped when full", 1, 64),
+    ParamSpec("robot_id", "robot_id", "robot id, one chunk of the Zenoh keys laecips/<robot_id>/..."),
+    ParamSpec("backend", "backend", "inference backend of f: torch or onnxruntime"),
+    ParamSpec("edge_model.name", "edge_model_name", "edge model f (registry name)"),
+    ParamSpec(
+        "edge_model.path",
+        "edge_model_path",
+        "safetensors bundle of f and h; set at run time to load a file (rollback), verified first",
+        mutable=True,
+    ),
+    ParamSpec(
+        "edge_model.version",
+        "edge_model_version",
+        "version of the running weights; set by the node only (read-only for operators)",
+        0,
+        2**31 - 1,
+        mutable=True,
+    ),
+    ParamSpec("num_classes", "num_classes", "M, number of classes of f", 2, 65535),
+    ParamSpec("input_height", "input_height", "height f runs at in pixels (0 = camera's)", 0, 8192),
+    ParamSpec("input_width", "input_width", "width f runs at in pixels (0 = camera's)", 0, 8192),
+    ParamSpec("miner", "miner", "hard-input miner h: neural, mess, sm or spp"),
+    ParamSpec("threshold", "threshold", "delta: a frame is hard when h(f(x)) <= delta", 0.0, 1.0, True),
+    ParamSpec(
+        "exploration_rate", "exploration_rate", "probability of uploading an easy frame", 0.0, 1.0, True
+    ),
+    ParamSpec("max_in_flight", "max_in_flight", "most hard frames waiting on the cloud at once", 1, 64),
+    ParamSpec(
+        "deadline_s", "deadline_s", "seconds from frame arrival to give up on the cloud", 0.01, 600.0, True
+    ),
+    ParamSpec("jpeg_quality", "jpeg_quality", "JPEG quality of uploaded frames", 1, 100, True),
+    ParamSpec("zenoh_config", "zenoh_config", "Zenoh json5 config file ('' = defaults)"),
+    ParamSpec("zenoh_mode", "zenoh_mode", "Zenoh mode: peer, client or '' (the file's)"),
+    ParamSpec("zenoh_connect", "zenoh_connect", "Zenoh endpoints to connect to (empty = the file's)"),
+    ParamSpec(
+        "trusted_public_key",
+        "trusted_public_key",
+        "Ed25519 public key (PEM); when set, bundles must be signed",
+    ),
+    ParamSpec(
+        "weights_dir", "weights_dir", "folder keeping received bundles ('' = ~/.ros/laecips/<robot_id>)"
+    ),
+    ParamSpec("update_timeout_s", "update_timeout_s", "deadline of a bundle fetch (seconds)", 0.1, 3600.0),
+    ParamSpec(
+        "palette", "palette", "overlay colours: '' or comma-separated #rrggbb, one per class", mutable=True
+    ),
+    ParamSpec("overlay_alpha", "overlay_alpha", "weight of the colour mask in ~/overlay", 0.0, 1.0, True),
+    ParamSpec("diagnostics_period_s", "diagnostics_period_s", "period of /diagnostics (s)", 0.05, 3600.0),
+)
+
+
+# ---------------------------------------------------------------------------------------- outputs
+
+
+def class_summary(
+    labels: np.ndarray, probs: np.ndarray | None, num_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class fractions of `labels` and mean softmax score of f over each class's pixels.
+
+    Args:
+        labels: (H, W) integer class ids < M.
+        probs: (M, H, W) float32 softmax of f at the same size, or None.
+        num_classes: M.
+
+    Returns:
+        (fractions, scores): two (M,) float32 arrays; fractions sum to 1, scores are 0 where a class
+        is absent (or when probs do not match labels).
+    """
+    flat = labels.reshape(-1).astype(np.int64)
+    counts = np.bincount(flat, minlength=num_classes)[:num_classes].astype(np.float64)
+    fractions = (counts / max(1, flat.size)).astype(np.float32)
+    scores = np.zeros(num_classes, dtype=np.float32)
+    if (
+        probs is not None
+        and probs.ndim == 3
+        and probs.shape[1:] == labels.shape
+        and probs.shape[0] == num_classes
+    ):
+        picked = np.take_along_axis(probs, labels[None].astype(np.int64), axis=0)[0]
+        sums = np.bincount(flat, weights=picked.reshape(-1), minlength=num_classes)[:num_classes]
+        scores = (sums / np.maximum(counts, 1.0)).astype(np.float32)
+    return fractions, scores
+
+
+# ---------------------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class ModelCandidate:
+    """A verified f + h, ready to be swapped in between frames.
+
+    Attributes:
+        predictor: EdgePredictor over new instances of f and h.
+        version: Bundle version (0 = untrained f).
+        sha256: Hex digest of the bundle file ("" for the untrained f).
+        path: Bundle file ("" for the untrained f).
+        origin: "start", "operator", "update" or "untrained" (for logs).
+    """
+
+    predictor: EdgePredictor
+    version: int
+    sha256: str
+    path: str
+    origin: str
+
+
+def build_predictor(cfg: EdgeConfig, bundle: weights.Bundle | None) -> EdgePredictor:
+    """New instances of f and h, with the bundle's weights (strictly), wrapped in an EdgePredictor.
+
+    Args:
+        cfg: Edge parameters (model name, M, miner, backend, input size).
+        bundle: Verified bundle, or None for an untrained f (ImageNet backbone) and h.
+
+    Raises:
+        WeightsError: The bundle does not fit f/h, or carries no h while miner=neural.
+    """
+    from laecips_core.mining import MinerNet, NeuralMiner, build_miner
+    from laecips_core.models import build_edge_model
+    from laecips_core.training_job import build_models
+
+    if bundle is None:
+        f = build_edge_model(cfg.edge_model_name, cfg.num_classes, pretrained_backbone=True).eval()
+        h = MinerNet(cfg.num_classes).eval()
+        version = 0
+    else:
+        if cfg.miner == "neural" and not bundle.h_state:
+            raise WeightsError(
+                "bundle carries no miner weights h but miner=neural: load a bundle from `laecips pretrain` "
+                "or the trainer, or set miner to mess, sm or spp"
+            )
+        f, h = build_models(bundle)
+        version = bundle.version
+    miner = NeuralMiner(h) if cfg.miner == "neural" else build_miner(cfg.miner, cfg.num_classes)
+    return EdgePredictor(f, miner, backend=cfg.backend, input_size=cfg.input_size, version=version)
+
+
+def untrained_candidate(cfg: EdgeConfig) -> ModelCandidate:
+    """Version 0: f with its ImageNet backbone and an untrained h, until the trainer publishes weights."""
+    return ModelCandidate(build_predictor(cfg, None), 0, "", "", "untrained")
+
+
+def load_candidate(
+    cfg: EdgeConfig,
+    path: str | Path,
+    *,
+    origin: str,
+    expected_sha256: str | None = None,
+    signature: str | None = None,
+    expected_version: int | None = None,
+) -> ModelCandidate:
+    """Verify a bundle file and build a ready-to-swap f + h from it.
+
+    Args:
+        cfg: Edge parameters (the trusted key, the model name and M the bundle must match).
+        path: Safetensors bundle.
+        origin: "start", "operator" or "update" (for logs).
+        expected_sha256: Hex digest it must have (from the announcement).
+        signature: Base64 signature; read from ``<path>.sig`` when None.
+        expected_version: Version the metadata must state (from the announcement).
+
+    Raises:
+        WeightsError: Missing file, hash or signature mismatch, wrong architecture or class count.
+    """
+    key = cfg.trusted_public_key or None
+    if key is not None and signature is None:
+        signature = weights.read_signature(path)
+        if signature is None:
+            raise WeightsError(
+                f"{path} has no signature file {path}{weights.SIGNATURE_SUFFIX} and trusted_public_key "
+                "is set: load a signed bundle (the node keeps one .sig per received version)"
+            )
+    bundle = weights.load_bundle(
+        path,
+        expected_sha256=expected_sha256,
+        public_key=key,
+        signature=signature if key is not None else None,
+    )
+    if bundle.model_name != cfg.edge_model_name or bundle.num_classes != cfg.num_classes:
+        raise WeightsError(
+            f"bundle is {bundle.model_name} with M={bundle.num_classes} but this node runs "
+            f"{cfg.edge_model_name} with M={cfg.num_classes}: pick a matching bundle"
+        )
+    if expected_version is not None and bundle.version != expected_version:
+        raise WeightsError(
+            f"bundle metadata says version {bundle.version} but it was announced as {expected_version}"
+        )
+    digest = expected_sha256 or weights.sha256_file(path)
+    return ModelCandidate(build_predictor(cfg, bundle), bundle.version, digest, str(path), origin)
+
+
+class ModelSlot:
+    """The running f + h and at most one verified successor, swapped in between two frames.
+
+    Any thread may ``offer`` a candidate; the inference thread calls ``swap`` before each frame, so
+    a frame is always served by one consistent model (the paper's parameter update without stopping).
+    """
+
+    def __init__(self, first: ModelCandidate) -> None:
+        self._lock = threading.Lock()
+        self._current = first
+        self._pending: ModelCandidate | None = None
+
+    @property
+    def current(self) -> ModelCandidate:
+        """The model serving frames now."""
+        return self._current
+
+    def newest_version(self) -> int:
+        """The highest version running or waiting to be swapped in."""
+        with self._lock:
+            pending = self._pending.version if self._pending is not None else -1
+            return max(self._current.version, pending)
+
+    def offer(self, candidate: ModelCandidate) -> None:
+        """Queue a verified model (replacing one not yet swapped in)."""
+        with self._lock:
+            self._pending = candidate
+
+    def swap(self) -> ModelCandidate | None:
+        """Install the pending model, if any; returns it (None when nothing changed)."""
+        with self._lock:
+            candidate, self._pending = self._pending, None
+            if candidate is not None:
+                self._current = candidate
+        return candidate
+
+
+# ----------------------------------------------------------------------------------------- cloud
+
+
+@dataclass(frozen=True)
+class CloudAnswer:
+    """What the cloud did with one hard frame.
+
+    Attributes:
+        labels: F(x) (H, W) class ids, or None when the frame falls back to f's labels.
+        status: "ok", or the fallback reason ("timeout", "unreachable", "error", a cloud status...).
+        error: Why there are no labels ("" when ok).
+        bytes_sent: JPEG bytes uploaded (0 when nothing was sent).
+        bytes_received: Encoded label bytes received.
+        upload_s: Upload share of the network time (Eq. 27), seconds.
+        cloud_s: Cloud compute time reported by the cloud (LVM + fusion), seconds.
+        download_s: Download share of the network time, seconds.
+    """
+
+    labels: np.ndarray | None
+    status: str
+    error: str = ""
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    upload_s: float = 0.0
+    cloud_s: float = 0.0
+    download_s: float = 0.0
+
+
+def ask_cloud(
+    session: Any,
+    cfg: EdgeConfig,
+    *,
+    frame_id: int,
+    stamp: float,
+    version: int,
+    rgb: np.ndarray,
+    remaining_s: float,
+) -> CloudAnswer:
+    """Send one hard frame (JPEG) to ``laecips/<robot_id>/infer`` and wait at most ``remaining_s``.
+
+    Never raises for the link or the cloud: every failure is a CloudAnswer without labels whose
+    status says what happened, so the caller publishes f's labels as the fallback.
+
+    Args:
+        session: Open Zenoh session, or None (then the answer is "unreachable").
+        cfg: Edge parameters (robot id, M, JPEG quality).
+        frame_id: The edge's frame number.
+        stamp: Camera stamp (seconds).
+        version: Version of f that produced the edge scores.
+        rgb: (H, W, 3) uint8 frame.
+        remaining_s: Time left of the frame's deadline (seconds, > 0).
+    """
+    if remaining_s <= 0.0:
+        return CloudAnswer(None, "timeout", "deadline passed while waiting for a free upload slot")
+    if session is None:
+        return CloudAnswer(None, "unreachable", "no zenoh session")
+    try:
+        jpeg = imaging.encode_jpeg(rgb, quality=cfg.jpeg_quality)
+        request = transport.InferRequest(
+            robot_id=cfg.robot_id,
+            frame_id=frame_id,
+            stamp=stamp,
+            model_version=version,
+            num_classes=cfg.num_classes,
+            width=int(rgb.shape[1]),
+            height=int(rgb.shape[0]),
+            jpeg=jpeg,
+        )
+        client = transport.CloudClient(session, cfg.robot_id, remaining_s)
+        try:
+            sent = time.monotonic()
+            reply = client.infer(request)
+            round_trip = time.monotonic() - sent
+        finally:
+            client.close()
+    except LaecipsError as err:
+        return CloudAnswer(None, "error", f"cannot send frame: {err}")
+    if not reply.ok or reply.labels is None:
+        return CloudAnswer(None, reply.status, reply.error, bytes_sent=len(jpeg))
+    labels = np.asarray(reply.labels)
+    down_bytes = len(imaging.encode_labels(labels))
+    upload_s, download_s = split_network(round_trip, float(reply.cloud_s), len(jpeg), down_bytes)
+    return CloudAnswer(
+        labels,
+        "ok",
+        bytes_sent=len(jpeg),
+        bytes_received=down_bytes,
+        upload_s=upload_s,
+        cloud_s=float(reply.cloud_s),
+        download_s=download_s,
+    )
+
+
+# ----------------------------------------------------------------------------------- diagnostics
+
+
+@dataclass
+class _Counts:
+    frames: int = 0
+    uploaded: int = 0
+    hard: int = 0
+    cloud_ok: int = 0
+    fallback: int = 0
+    dropped_input: int = 0
+    dropped_upload: int = 0
+    bad_input: int = 0
+    errors: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    updates_applied: int = 0
+    updates_refused: int = 0
+    cloud_status: str = "unknown"
+    last_error: str = ""
+
+
+COUNTER_NAMES: tuple[str, ...] = tuple(f.name for f in fields(_Counts))
+"""Keys of ``EdgeCounters.snapshot()``."""
+
+
+class EdgeCounters:
+    """Thread-safe counts and last values of the edge (frames, uploads, fallbacks, errors, bytes...)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = _Counts()
+
+    def count(self, error: str | None = None, cloud_status: str | None = None, **increments: int) -> None:
+        """Add ``increments`` (names from COUNTER_NAMES); an ``error`` also counts in ``errors``."""
+        with self._lock:
+            for key, value in increments.items():
+                setattr(self._counts, key, getattr(self._counts, key) + value)
+            if error:
+                self._counts.errors += 1
+                self._counts.last_error = error[:500]
+            if cloud_status:
+                self._counts.cloud_status = cloud_status
+
+    def snapshot(self) -> dict[str, Any]:
+        """A consistent copy of every counter."""
+        with self._lock:
+            return {name: getattr(self._counts, name) for name in COUNTER_NAMES}
+
+
+def diagnostic_values(
+    snap: dict[str, Any], *, rate_hz: float, version: int, in_flight: int, threshold: float
+) -> tuple[bool, str, dict[str, str]]:
+    """What /diagnostics says about the edge: (warn, message, key -> value).
+
+    Args:
+        snap: ``EdgeCounters.snapshot()``.
+        rate_hz: Frames per second since the last report.
+        version: Version of the running model.
+        in_flight: Hard frames waiting on the cloud.
+        threshold: delta now.
+
+    Returns:
+        warn is True on bad input, refused updates or an unreachable/slow cloud; CUR (Eq. 26) is
+        uploaded / frames.
+    """
+    cur = snap["uploaded"] / snap["frames"] if snap["frames"] else 0.0
+    values = {
+        "frame_rate_hz": f"{rate_hz:.2f}",
+        "cur": f"{cur:.4f}",
+        "cloud": snap["cloud_status"],
+        "model_version": str(version),
+        "in_flight": str(in_flight),
+        "threshold": str(threshold),
+        **{k: str(v) for k, v in snap.items() if k != "cloud_status"},
+    }
+    if snap["bad_input"] or snap["updates_refused"]:
+        return True, snap["last_error"] or "errors", values
+    if snap["cloud_status"] in ("unreachable", "timeout"):
+        return True, f"cloud {snap['cloud_status']}: hard frames fall back to f", values
+    return False, "running", values

@@ -61,6 +61,8 @@ def test_load_candidate_builds_the_bundles_f_and_refuses_what_does_not_verify(tm
         load_candidate(_cfg(), path, origin="update", expected_version=4)
     with pytest.raises(WeightsError, match="M=6 but this node runs tiny_fcn with M=7"):
         load_candidate(_cfg(num_classes=7), path, origin="operator")
+    h_at_32 = write_tiny_bundle(tmp_path / "h32.safetensors", 5, M, label=2, miner_in_size=(32, 32))
+    assert load_candidate(_cfg(), h_at_32, origin="operator").version == 5  # h's size from the metadata
     with pytest.raises(WeightsError, match="does not exist|No such file|not found"):
         load_candidate(_cfg(), tmp_path / "missing.safetensors", origin="operator")
 

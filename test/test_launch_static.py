@@ -226,8 +226,7 @@ def test_parser_reads_both_declaration_styles(tmp_path: Path) -> None:
     assert declared_parameters(src) == {"alpha", "beta", "zenoh_config", "zenoh_mode", "zenoh_listen",
                                         "zenoh_connect", "zenoh_open_timeout_s"}  # fmt: skip
     src.write_text(  # the node declares a table defined in laecips_core (the ROS-free service module)
-        "from laecips_core.params import ZENOH_PARAMS\n"
-        "def f(n):\n    declare_config(n, ZENOH_PARAMS)\n"
+        "from laecips_core.params import ZENOH_PARAMS\ndef f(n):\n    declare_config(n, ZENOH_PARAMS)\n"
     )
     assert declared_parameters(src) == {"zenoh_config", "zenoh_mode", "zenoh_listen", "zenoh_connect",
                                         "zenoh_open_timeout_s"}  # fmt: skip

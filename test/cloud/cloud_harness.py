@@ -57,11 +57,12 @@ class RosListener(RosTestNode):
         with self.lock:
             return list(self.messages.get(topic, []))
 
-    def wait_for(self, topic: str, predicate: Callable[[Any], bool], timeout_s: float) -> Any | None:
-        """The first message of `topic` for which predicate holds, waiting up to timeout_s."""
+    def wait_for(self, topic: str, predicate: Callable[[Any], bool], timeout_s: float,
+                 since: int = 0) -> Any | None:  # fmt: skip
+        """The first message of `topic` from index `since` on for which predicate holds (waits timeout_s)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            for msg in self.received(topic):
+            for msg in self.received(topic)[since:]:
                 if predicate(msg):
                     return msg
             time.sleep(0.05)

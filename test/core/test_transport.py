@@ -389,6 +389,7 @@ def test_model_publication_fetch_and_latest(sessions):
     assert ann.version == 1 and ann.uri == "zenoh:" + weights_key("robot1", 1)
     assert fetch_weights(edge, "robot1", ann, timeout_s=5.0) == bundle1
     pub2 = publish_model(trainer, "robot1", 2, bundle2, _announcement(bundle2, 2))
+    assert ModelAnnouncement.from_json(received.get(timeout=10)).version == 2  # v2's queryables are declared
     latest = query_latest_announcement(edge, "robot1", timeout_s=2.0)
     assert latest is not None and latest.version == 2
     tampered = _announcement(bundle2, 1, uri=ann.uri)  # v1's key serves bundle1: hash mismatch
@@ -409,6 +410,11 @@ def _signed_bundle(priv: Path, version: int, seed: int) -> tuple[bytes, ModelAnn
     return data, _announcement(data, version, signature=sign_digest(priv, digest))
 
 
+def _served(session: zenoh.Session, key: str) -> bool:
+    """Whether some queryable answers `key` yet (a fresh declaration reaches the peer a moment later)."""
+    return any(reply.ok is not None for reply in session.get(key, timeout=1.0))
+
+
 def test_fetch_into_store_verifies_before_storing(sessions, tmp_path):
     trainer, edge = sessions
     priv, pub = generate_keypair(tmp_path / "keys")
@@ -418,6 +424,7 @@ def test_fetch_into_store_verifies_before_storing(sessions, tmp_path):
     assert wait_until(lambda: bool(trainer.info.peers_zid()), 10.0)
     publication = publish_model(trainer, "robot1", 1, data, ann)
     try:
+        assert wait_until(lambda: _served(edge, weights_key("robot1", 1)), 10.0)
 
         def fetch(a: ModelAnnouncement, **kw: object) -> tuple[Path, bool]:
             args: dict[str, object] = {"model_name": "tiny_fcn", "num_classes": M, "public_key": pub}
@@ -444,6 +451,7 @@ def test_fetch_into_store_verifies_before_storing(sessions, tmp_path):
         relabelled = replace(ann3, version=4)  # metadata says v3, announced as v4
         publication4 = publish_model(trainer, "robot1", 4, data3, relabelled)
         try:
+            assert wait_until(lambda: _served(edge, weights_key("robot1", 4)), 10.0)
             with pytest.raises(WeightsError, match="announced as"):
                 fetch(relabelled)
         finally:

@@ -1,9 +1,13 @@
 """Miner quality: how well h(f(x)) and MESS/SM/SPP separate the paper's EASY from HARD frames (AUROC).
 
 HARD (paper, pre-training label): frame mIoU(F(x)) - mIoU(f(x)) >= 0.1 against ground truth, with F the
-fusion of f's scores and the CPU LVM's masks. AUROC 0.5 is chance; below 0.5 the confidence ranks
-frames the wrong way round (confident frames gain MORE from the cloud). Frames come from a seed the
-default weights never saw, spread over the 5 tasks, so task 1 is in-distribution and tasks 2-5 drift.
+fusion of f's scores and the default LVM's masks (``AssistedInference``, as the cloud builds it). f and h
+are built from the bundle exactly as the edge builds them (``training_job.build_models``: h at the
+bundle's ``miner_in_size``). The headline number is the AUROC averaged within tasks (each task's
+frames ranked among themselves), over several stream seeds.
+AUROC 0.5 is chance; below 0.5 the confidence ranks frames the wrong way round (confident frames
+gain MORE from the cloud). Frames come from a seed the default weights never saw, spread over the 5
+tasks, so task 1 is in-distribution and tasks 2-5 drift.
 """
 
 from __future__ import annotations
@@ -12,51 +16,62 @@ import argparse
 
 import numpy as np
 import torch
-from laecips_core.evaluation import model_from_bundle
-from laecips_core.lvm import build_lvm
+from laecips_core.assisted import AssistedInference
 from laecips_core.metrics import auroc
-from laecips_core.pretraining import PretrainConfig, ensure_default_weights, hard_labels
+from laecips_core.pretraining import ensure_default_weights, get_profile, hard_labels
+from laecips_core.training_job import build_models
 from laecips_core.weights import load_bundle
 
 from laecips_core import data, mining
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Print per-task AUROC (EASY vs HARD) of the default h and of MESS, SM, SPP."""
+    """Print per-task AUROC (EASY vs HARD) of the default h and of MESS, SM, SPP, for each seed."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames-per-task", type=int, default=40, help="fresh frames per task")
-    parser.add_argument("--seed", type=int, default=2024, help="benchmark seed (default weights: 1000)")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[2024], help="benchmark seeds (weights: 1000)"
+    )
+    parser.add_argument("--weights", default=None, help="bundle (default: the cached default weights)")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
-    bundle_path = ensure_default_weights(profile="default", progress=False)
-    f, h = model_from_bundle(load_bundle(bundle_path))
-    assert h is not None, "the default bundle carries h"
-    cfg = data.BenchmarkConfig(seed=args.seed, frames_per_task=args.frames_per_task, width=320, height=240)
-    frames = list(data.generate_stream(cfg))
-    m = len(data.CLASSES)
-    source, stats = hard_labels(f, frames, build_lvm("felzenszwalb"), PretrainConfig(num_classes=m), False)
-    with torch.inference_mode():
-        logits = torch.cat([source(np.arange(s, min(s + 8, len(frames)))) for s in range(0, len(frames), 8)])
-        conf = {"h (neural)": h(logits).reshape(-1).numpy()}
-    probs = torch.softmax(logits, dim=1).numpy()
-    conf["MESS"] = np.asarray(mining.mess_confidence(probs))
-    conf["SM"] = np.asarray(mining.sm_confidence(probs))
-    conf["SPP"] = np.asarray(mining.spp_confidence(probs))
-    easy = ~stats.hard
-    tasks = np.array([fr.task_id for fr in frames])
-    print(f"default weights {bundle_path.name}; {len(frames)} fresh frames (seed {args.seed}) at 320x240")
-    print("AUROC of each confidence for EASY vs HARD (0.5 = chance):")
-    header = (
-        "  " + f"{'':<11}" + "".join(f"{data.task_label(t):>9}" for t in range(cfg.num_tasks)) + "      all"
+    bundle_path = args.weights or ensure_default_weights(profile="default", progress=False)
+    f, h = build_models(load_bundle(bundle_path))
+    prof = get_profile("default").pretrain
+    fuser = AssistedInference.build(prof.lvm, dict(prof.lvm_kwargs))
+    print(
+        f"weights {bundle_path}; LVM {prof.lvm}; h input {tuple(h.in_size) if hasattr(h, 'in_size') else '?'}"
     )
-    print(header)
-    hard_rates = "".join(f"{stats.hard[tasks == t].mean():>9.2f}" for t in range(cfg.num_tasks))
-    print(f"  {'hard rate':<11}{hard_rates}{stats.hard.mean():>9.2f}")
-    for name, values in conf.items():
-        per_task = "".join(
-            f"{auroc(values[tasks == t], easy[tasks == t]):>9.3f}" for t in range(cfg.num_tasks)
-        )
-        print(f"  {name:<11}{per_task}{auroc(values, easy):>9.3f}")
+    means: dict[str, list[float]] = {}
+    for seed in args.seeds:
+        cfg = data.BenchmarkConfig(seed=seed, frames_per_task=args.frames_per_task, width=320, height=240)
+        frames = list(data.generate_stream(cfg))
+        source, stats = hard_labels(f, frames, fuser, prof, False)
+        with torch.inference_mode():
+            logits = torch.cat(
+                [source(np.arange(s, min(s + 8, len(frames)))) for s in range(0, len(frames), 8)]
+            )
+            conf = {"h (neural)": h.eval()(logits).reshape(-1).numpy()}
+        probs = torch.softmax(logits, dim=1).numpy()
+        conf["MESS"] = np.asarray(mining.mess_confidence(probs))
+        conf["SM"] = np.asarray(mining.sm_confidence(probs))
+        conf["SPP"] = np.asarray(mining.spp_confidence(probs))
+        easy = ~stats.hard
+        tasks = np.array([fr.task_id for fr in frames])
+        print(f"seed {seed}: {len(frames)} fresh frames at 320x240; AUROC for EASY vs HARD (0.5 = chance)")
+        header = "".join(f"{data.task_label(t):>9}" for t in range(cfg.num_tasks))
+        print(f"  {'':<11}{header}    within      all")
+        hard_rates = "".join(f"{stats.hard[tasks == t].mean():>9.2f}" for t in range(cfg.num_tasks))
+        print(f"  {'hard rate':<11}{hard_rates}{'':>10}{stats.hard.mean():>9.2f}")
+        for name, values in conf.items():
+            per = [auroc(values[tasks == t], easy[tasks == t]) for t in range(cfg.num_tasks)]
+            within = float(np.nanmean(per))
+            means.setdefault(name, []).append(within)
+            cells = "".join(f"{v:>9.3f}" for v in per)
+            print(f"  {name:<11}{cells}{within:>10.3f}{auroc(values, easy):>9.3f}")
+    print("mean within-task AUROC over seeds " + ", ".join(str(s) for s in args.seeds) + ":")
+    for name, values in means.items():
+        print(f"  {name:<11}{np.mean(values):.3f}  (each seed: {', '.join(f'{v:.3f}' for v in values)})")
 
 
 if __name__ == "__main__":

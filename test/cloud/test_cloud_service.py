@@ -7,14 +7,24 @@ import json
 import logging
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from cloud_harness import NUM_CLASSES, make_bundle
 from laecips_core.cloud_service import CloudConfig, CloudService
-from laecips_core.errors import ConfigError
+from laecips_core.errors import ConfigError, WeightsError
 from laecips_core.training_job import JobSpec, replay_path, reports_dir, seed_store, store_dir
-from laecips_core.transport import ModelAnnouncement, load_zenoh_config, open_session, publish_model
+from laecips_core.transport import (
+    CloudClient,
+    InferRequest,
+    ModelAnnouncement,
+    load_zenoh_config,
+    open_session,
+    publish_model,
+    sign_announcement,
+    update_key,
+)
 from laecips_core.weights import WeightStore, generate_keypair, sign_digest
 from launch_helpers import free_port, wait_until, zenoh_endpoint
 
@@ -48,17 +58,24 @@ def test_cloud_fetches_only_announcements_signed_by_the_trusted_key(tmp_path: Pa
     try:
         assert wait_until(lambda: bool(trainer.info.peers_zid()), 10.0)
         data1 = make_bundle(tmp_path / "v1.safetensors", version=1, seed=1).read_bytes()
-        for signature in ("", sign_digest(other_priv, hashlib.sha256(data1).hexdigest())):
-            announcement = _announcement(data1, 1, signature)
+        refused = 0
+        for announcement, reason in (
+            (_announcement(data1, 1), "unsigned"),
+            (sign_announcement(_announcement(data1, 1), "robot1", other_priv), "does not cover"),
+            (sign_announcement(_announcement(data1, 1), "robot2", priv), "does not cover"),  # other robot
+            (_announcement(data1, 1, sign_digest(priv, hashlib.sha256(data1).hexdigest())), "sha256 only"),
+        ):
             publications.append(publish_model(trainer, "robot1", 1, data1, announcement))
-            count = len(publications)
-            assert wait_until(lambda c=count: service.snapshot()["robot1"].updates_refused >= c, 20.0)
+            refused += 1
+            assert wait_until(lambda c=refused: service.snapshot()["robot1"].updates_refused >= c, 20.0)
+            assert reason in service.snapshot()["robot1"].last_error
             publications.pop().close()
         assert not store.path(1).exists()
-        good = sign_digest(priv, hashlib.sha256(data1).hexdigest())
-        publications.append(publish_model(trainer, "robot1", 1, data1, _announcement(data1, 1, good)))
+        good = sign_announcement(_announcement(data1, 1), "robot1", priv)
+        publications.append(publish_model(trainer, "robot1", 1, data1, good))
         assert wait_until(store.path(1).is_file, 20.0)
-        assert store.path(1).read_bytes() == data1 and service.snapshot()["robot1"].updates_stored == 1
+        assert wait_until(lambda: service.snapshot()["robot1"].updates_stored == 1, 10.0)
+        assert store.path(1).read_bytes() == data1
     finally:
         for publication in publications:
             publication.close()
@@ -105,3 +122,140 @@ def test_training_job_reports_errors_in_its_result_file(tmp_path: Path, initial_
     with pytest.raises(ConfigError, match="TrainerConfig"):
         bogus = json.dumps({**json.loads(spec.to_json()), "trainer": {"bogus": 1}})
         JobSpec.from_json(bogus).trainer_config()
+
+
+def _service(tmp_path: Path, initial_bundle: Path, **changes: object) -> tuple[CloudConfig, str]:
+    endpoint = zenoh_endpoint(free_port())
+    fields: dict[str, object] = {
+        "robot_ids": ("robot1",),
+        "zenoh_mode": "peer",
+        "zenoh_listen": (endpoint,),
+        "edge_model_name": "tiny_fcn",
+        "edge_model_path": str(initial_bundle),
+        "weights_dir": str(tmp_path / "weights"),
+        "replay_dir": str(tmp_path / "replay"),
+        "lvm_params": '{"work_size": 64}',
+    }
+    fields.update(changes)
+    return CloudConfig(**fields).validate(), endpoint  # type: ignore[arg-type]
+
+
+def test_fetch_loop_lives_through_hostile_announcements(tmp_path: Path, initial_bundle: Path):
+    cfg, endpoint = _service(tmp_path, initial_bundle)
+    cloud_session = open_session(cfg.zenoh())
+    trainer = open_session(load_zenoh_config(None, mode="peer", listen=[], connect=[endpoint]))
+    service = CloudService(cfg, cloud_session, logging.getLogger("cloud-test"))
+    service.start()
+    store = WeightStore(store_dir(cfg.weights_dir, "robot1"))
+    try:
+        assert wait_until(lambda: bool(trainer.info.peers_zid()), 10.0)
+        header = b'{"__metadata__":' + b"[" * 100_000
+        deep = len(header).to_bytes(8, "little") + header  # a safetensors header nested 100k deep
+        hostile = [
+            (deep, _announcement(deep, 1), "corrupt safetensors header"),
+            (b"", replace(_announcement(b"x", 2), uri="file:///dev/zero"), "outside this receiver's"),
+        ]
+        for refused, (data, announcement, reason) in enumerate(hostile, start=1):
+            if data:
+                publications = [publish_model(trainer, "robot1", announcement.version, data, announcement)]
+            else:
+                publications = []
+                trainer.put(update_key("robot1"), announcement.to_json())
+            try:
+                assert wait_until(lambda c=refused: service.snapshot()["robot1"].updates_refused >= c, 20.0)
+                assert reason in service.snapshot()["robot1"].last_error
+            finally:
+                for publication in publications:
+                    publication.close()
+        data3 = make_bundle(tmp_path / "v3.safetensors", version=3, seed=3).read_bytes()
+        good = publish_model(trainer, "robot1", 3, data3, _announcement(data3, 3))
+        try:  # the same fetch thread, still alive, takes the next good announcement
+            assert wait_until(store.path(3).is_file, 20.0)
+        finally:
+            good.close()
+        assert store.versions() == [0, 3] and service.health().restarts == 0
+    finally:
+        service.stop()
+        trainer.close()
+        cloud_session.close()
+
+
+class _Fatal(BaseException):
+    """Not an Exception: gets past the worker's `except Exception` and ends its thread."""
+
+
+def test_cloud_worker_that_dies_is_restarted_and_reported(tmp_path: Path, initial_bundle: Path):
+    from cloud_harness import frame
+    from laecips_core.imaging import encode_jpeg
+
+    cfg, endpoint = _service(tmp_path, initial_bundle, workers=1)
+    cloud_session = open_session(cfg.zenoh())
+    edge = open_session(load_zenoh_config(None, mode="peer", listen=[], connect=[endpoint]))
+    broken = {"left": 1}
+
+    def on_event(event: object) -> None:
+        if broken["left"]:
+            broken["left"] -= 1
+            raise _Fatal("status publisher crashed")
+
+    service = CloudService(cfg, cloud_session, logging.getLogger("cloud-test"), on_event)
+    service.start()
+    client = CloudClient(edge, "robot1", timeout_s=20.0)
+    try:
+        assert wait_until(client.available, 10.0)
+        rgb = frame(0, 64, 64)
+        jpeg = encode_jpeg(rgb, quality=90)
+        first = client.infer(InferRequest("robot1", 1, 1.0, 0, NUM_CLASSES, 64, 64, jpeg))
+        assert first.status == "ok", first.error  # answered before the event callback broke
+        assert wait_until(lambda: service.health().restarts == 1, 10.0)
+        second = client.infer(InferRequest("robot1", 2, 2.0, 0, NUM_CLASSES, 64, 64, jpeg))
+        assert second.status == "ok", second.error  # the only worker was restarted
+        health = service.health()
+        assert (
+            health.alive == 2
+            and "worker-0" in health.last_death
+            and "status publisher crashed" in (health.last_death)
+        )
+    finally:
+        client.close()
+        service.stop()
+        edge.close()
+        cloud_session.close()
+
+
+def test_trainer_signs_every_field_of_its_announcements(tmp_path: Path, initial_bundle: Path):
+    from laecips_core.trainer_service import TrainerNodeConfig, TrainerService
+    from laecips_core.transport import verify_announcement
+    from laecips_core.weights import read_signature, verify_digest
+
+    priv, pub = generate_keypair(tmp_path / "keys", name="trainer")
+    endpoint = zenoh_endpoint(free_port())
+    cfg = TrainerNodeConfig(
+        robot_ids=("robot1",),
+        zenoh_mode="peer",
+        zenoh_listen=(endpoint,),
+        replay_dir=str(tmp_path / "replay"),
+        weights_dir=str(tmp_path / "weights"),
+        edge_model_name="tiny_fcn",
+        edge_model_path=str(initial_bundle),
+        signing_key=str(priv),
+    ).validate()
+    session = open_session(cfg.zenoh())
+    published: list[ModelAnnouncement] = []
+    service = TrainerService(
+        cfg, session, logging.getLogger("trainer-test"), lambda r, a: published.append(a)
+    )
+    try:
+        store = WeightStore(store_dir(cfg.weights_dir, "robot1"))
+        data = make_bundle(tmp_path / "v1.safetensors", version=1, seed=1).read_bytes()
+        store.put(data, 1)
+        service.republish()  # announces the newest trained version, v1
+        (ann,) = published
+        verify_announcement(ann, "robot1", pub)
+        assert ann.uri == "zenoh:laecips/robot1/model/weights/1"
+        with pytest.raises(WeightsError, match="does not cover these fields"):
+            verify_announcement(replace(ann, version=2), "robot1", pub)
+        verify_digest(pub, ann.sha256, read_signature(store.path(1)) or "")  # the file's own sidecar
+    finally:
+        service.stop()
+        session.close()

@@ -18,6 +18,7 @@ from laecips_core.transport import (
     load_zenoh_config,
     open_session,
     update_key,
+    verify_announcement,
 )
 from laecips_core.weights import WeightStore, generate_keypair, parse_bundle, verify_digest
 from launch_helpers import REPO_ROOT, ProcessGroup, free_port, ros_env, wait_until, zenoh_endpoint
@@ -102,9 +103,10 @@ def test_trains_when_the_buffer_fills_and_publishes_signed_weights(
             _fill(buffer, 3, 3)  # 6 > maxsize: Algorithm 2 trains
             ann = ModelAnnouncement.from_json(announcements.get(timeout=180))
             assert ann.version == 1 and ann.signer == "test-signer" and ann.model_name == "tiny_fcn"
-            verify_digest(pub, ann.sha256, ann.signature)
+            verify_announcement(ann, "robot1", pub)  # signed over every field, for this robot
             data = fetch_weights(session, "robot1", ann, timeout_s=10.0)
-            bundle = parse_bundle(data, expected_sha256=ann.sha256, public_key=pub, signature=ann.signature)
+            record = ann.signature_record("robot1")  # what an edge keeps beside the bundle
+            bundle = parse_bundle(data, expected_sha256=ann.sha256, public_key=pub, signature=record)
             assert bundle.version == 1 and bundle.num_classes == NUM_CLASSES and bundle.h_state
             store = WeightStore(store_dir(weights, "robot1"))
             assert store.versions() == [0, 1]  # the previous version is kept

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +12,13 @@ import pytest
 import zenoh
 from bundle_helpers import write_tiny_bundle
 from laecips_core.edge_service import (
+    CloudAnswer,
     EdgeConfig,
     EdgeCounters,
+    EdgeUploads,
     ModelSlot,
     ask_cloud,
+    check_update,
     diagnostic_values,
     load_candidate,
     untrained_candidate,
@@ -30,7 +35,7 @@ from laecips_core.transport import (
 )
 from launch_helpers import free_port, zenoh_endpoint
 
-from laecips_core import weights
+from laecips_core import transport, weights
 
 M = 6
 
@@ -172,3 +177,162 @@ def test_counters_and_diagnostics_say_what_is_wrong():
         counters.snapshot(), rate_hz=0, version=3, in_flight=0, threshold=0.4
     )
     assert warn and "encoding 'foo'" in message and values["errors"] == "1"
+
+
+# ---------------------------------------------------------------------- hostile clouds, dying workers
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """What EdgeUploads needs of a hard frame (the node's job record has more)."""
+
+    frame_no: int
+    stamp: float
+    version: int
+    rgb: np.ndarray
+    arrival: float
+
+
+class _Outcomes:
+    """Records every publication of the upload workers: frame -> (source, status, reason)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_frame: dict[int, list[tuple[str, str, str]]] = {}
+
+    def cloud(self, job: _Frame, answer: CloudAnswer) -> None:
+        with self.lock:
+            self.by_frame.setdefault(job.frame_no, []).append(("cloud", answer.status, ""))
+
+    def fallback(self, job: _Frame, status: str, reason: str) -> None:
+        with self.lock:
+            self.by_frame.setdefault(job.frame_no, []).append(("fallback", status, reason))
+
+    def of(self, frame: int) -> list[tuple[str, str, str]]:
+        with self.lock:
+            return list(self.by_frame.get(frame, []))
+
+
+def _lying_cloud(session: zenoh.Session, robot: str) -> zenoh.Queryable:
+    """frame % 3 == 1: a header of 8000 "["; == 2: an error reply that is not UTF-8; else: labels 3."""
+
+    def answer(query: zenoh.Query) -> None:
+        payload = query.payload.to_bytes() if query.payload is not None else b""
+        attachment = query.attachment.to_bytes() if query.attachment is not None else None
+        request = InferRequest.decode(payload, attachment)
+        if request.frame_id % 3 == 1:
+            query.reply(query.key_expr, b"", attachment=b"[" * 8000)
+        elif request.frame_id % 3 == 2:
+            query.reply_err(b"\xff\xfe\xc3 overloaded")
+        else:
+            labels = np.full((request.height, request.width), 3, dtype=np.uint8)
+            body, header = InferReply("ok", frame_id=request.frame_id, labels=labels).encode()
+            query.reply(query.key_expr, body, attachment=header)
+
+    return session.declare_queryable(infer_key(robot), answer)
+
+
+def test_lying_cloud_costs_one_fallback_per_bad_reply_and_uploads_go_on():
+    """End to end over real Zenoh: both upload workers live through every kind of bad reply."""
+    cfg = _cfg(robot_id="r9", deadline_s=5.0)
+    endpoint = zenoh_endpoint(free_port())
+    cloud = open_session(load_zenoh_config(None, mode="peer", listen=[endpoint], connect=[]))
+    edge = open_session(load_zenoh_config(None, mode="peer", listen=[], connect=[endpoint]))
+    queryable = _lying_cloud(cloud, "r9")
+    counters = EdgeCounters()
+    outcomes = _Outcomes()
+    uploads: EdgeUploads[_Frame] = EdgeUploads(
+        2,
+        config=lambda: cfg,
+        session=lambda: edge,
+        counters=counters,
+        on_cloud=outcomes.cloud,
+        on_fallback=outcomes.fallback,
+    )
+    try:
+        probe = CloudClient(edge, "r9", 1.0)
+        try:
+            assert wait_until(probe.available, 10.0), "the edge never saw the cloud's queryable"
+        finally:
+            probe.close()
+        for frame in range(1, 10):  # one at a time: a second waiting frame would push the first out
+            uploads.submit(_Frame(frame, float(frame), 1, RGB, time.monotonic()))
+            assert wait_until(lambda f=frame: bool(outcomes.of(f)), 10.0), f"frame {frame} got nothing"
+        for frame in range(1, 10):
+            (only,) = outcomes.of(frame)  # exactly one publication per frame
+            source, status, reason = only
+            if frame % 3 == 1:
+                assert (source, status) == ("fallback", "invalid") and "nested too deeply" in reason
+            elif frame % 3 == 2:
+                assert (source, status) == ("fallback", "error") and "overloaded" in reason
+                assert "\ufffd" in reason
+            else:
+                assert (source, status) == ("cloud", "ok")
+        health = uploads.health()
+        assert health.alive == 2 and health.restarts == 0  # nothing died: every reply became a status
+        snap = counters.snapshot()
+        assert (snap["cloud_ok"], snap["fallback"], snap["worker_restarts"]) == (3, 6, 0)
+        assert snap["cloud_status"] == "available"
+    finally:
+        assert uploads.close(timeout_s=5.0) == []
+        queryable.undeclare()
+        edge.close()
+        cloud.close()
+
+
+class _Fatal(BaseException):
+    """Not an Exception: gets past every `except Exception` and ends the worker thread."""
+
+
+def test_upload_worker_that_dies_is_restarted_and_shows_in_diagnostics():
+    cfg = _cfg(robot_id="r8")
+    counters = EdgeCounters()
+    outcomes = _Outcomes()
+    failures = {"left": 1}
+
+    def fallback(job: _Frame, status: str, reason: str) -> None:
+        if failures["left"]:  # the publisher breaks once, badly: the worker thread dies
+            failures["left"] -= 1
+            raise _Fatal("publisher crashed")
+        outcomes.fallback(job, status, reason)
+
+    deaths: list[str] = []
+    uploads: EdgeUploads[_Frame] = EdgeUploads(
+        1,
+        config=lambda: cfg,
+        session=lambda: None,  # no session yet: every frame falls back as "unreachable"
+        counters=counters,
+        on_cloud=outcomes.cloud,
+        on_fallback=fallback,
+        on_death=lambda worker, reason: deaths.append(reason),
+    )
+    try:
+        uploads.submit(_Frame(1, 1.0, 0, RGB, time.monotonic()))
+        assert wait_until(lambda: uploads.health().restarts == 1, 10.0)
+        uploads.submit(_Frame(2, 2.0, 0, RGB, time.monotonic()))  # served by the restarted worker
+        assert wait_until(lambda: bool(outcomes.of(2)), 10.0)
+        assert outcomes.of(2)[0][:2] == ("fallback", "unreachable")
+        assert uploads.health().alive == 1 and len(deaths) == 1 and "publisher crashed" in deaths[0]
+        snap = counters.snapshot()
+        assert snap["worker_restarts"] == 1 and "publisher crashed" in snap["last_worker_death"]
+        warn, message, values = diagnostic_values(snap, rate_hz=1.0, version=0, in_flight=0, threshold=0.5)
+        assert warn and "restarted" in message and "_Fatal: publisher crashed" in message
+        assert values["worker_restarts"] == "1"
+    finally:
+        uploads.close(timeout_s=5.0)
+
+
+def test_check_update_lets_versions_only_go_up(tmp_path: Path):
+    slot = ModelSlot(load_candidate(_cfg(), _bundle(tmp_path / "v3.safetensors", 3, label=1), origin="start"))
+    running = slot.current.sha256
+
+    def announced(version: int, sha256: str) -> transport.ModelAnnouncement:
+        return transport.ModelAnnouncement(version, sha256, "", "t", "", "tiny_fcn", M, 1.0)
+
+    assert check_update(announced(4, "a" * 64), slot) is True
+    assert check_update(announced(3, running), slot) is False  # repeated announcement: nothing to do
+    with pytest.raises(WeightsError, match="never reused"):
+        check_update(announced(3, "b" * 64), slot)
+    with pytest.raises(WeightsError, match="older than v3"):
+        check_update(announced(2, "c" * 64), slot)
+    assert check_update(announced(2, "c" * 64), slot, allow_rollback=True) is True

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from laecips_core.assisted import AssistedInference
 from laecips_core.errors import ConfigError
 from laecips_core.evaluation import EvalConfig, LinkModel, StreamFrame
 from laecips_core.training import TrainerConfig
@@ -60,7 +61,13 @@ def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def _simulate(f0, h0, deltas, *, explore_rate=0.0, maxsize=2):
     trainer = TrainerConfig(
-        epochs=1, maxsize=maxsize, batch_size=2, min_improvement=-1.0, input_size=(SIZE, SIZE)
+        epochs=1,
+        maxsize=maxsize,
+        batch_size=2,
+        min_improvement=-1.0,  # accept every finite update: these tests check the bookkeeping
+        min_class_ratio=0.0,
+        min_entropy_ratio=0.0,
+        input_size=(SIZE, SIZE),
     )
     return evaluation.simulate(
         _mini_stream(),
@@ -68,7 +75,7 @@ def _simulate(f0, h0, deltas, *, explore_rate=0.0, maxsize=2):
         h0,
         M,
         deltas=deltas,
-        lvm=HalvesLVM(),
+        fuser=AssistedInference(HalvesLVM()),
         trainer=trainer,
         link=LinkModel(bandwidth_mbps=4.0, rtt_ms=10.0),
         explore_rate=explore_rate,
@@ -111,6 +118,23 @@ def test_methods_on_a_hand_built_stream(start_models):
 
     for name in ("MESS", "SM", "SPP"):
         assert runs[name].uploaded == [False] * 6 and runs[name].versions == [0] * 6
+
+    # LAECIPS-paper: the same trigger, the paper's Eq. 13 recipe, no gate.
+    paper = runs["LAECIPS-paper"]
+    assert paper.versions == [0, 0, 0, 1, 1, 1] and all(e["accepted"] for e in paper.train_events)
+    assert not torch.equal(paper.f.state_dict()["head.cbr.0.weight"], lae.f.state_dict()["head.cbr.0.weight"])
+
+    # EDGE-TTA never uploads; its BatchNorm statistics follow the stream every maxsize frames.
+    tta = runs["EDGE-TTA"]
+    assert tta.uploaded == [False] * 6 and tta.total.latency[1:].sum() == 0.0
+    assert tta.versions == [0, 0, 0, 1, 1, 2]
+    tta_state = tta.f.state_dict()
+    assert all(
+        torch.equal(v, before_f[k])
+        for k, v in tta_state.items()
+        if "running_" not in k and "num_batches" not in k
+    )
+    assert any(not torch.equal(v, before_f[k]) for k, v in tta_state.items() if "running_mean" in k)
 
     # The shared starting models are never modified.
     assert all(torch.equal(v, before_f[k]) for k, v in f0.state_dict().items())
@@ -326,7 +350,7 @@ def test_tracking_delta_follows_the_budget_quantile_of_recent_confidences(start_
         M,
         methods=("DCSB", "EDGE"),
         deltas=deltas,
-        lvm=HalvesLVM(),
+        fuser=AssistedInference(HalvesLVM()),
         trainer=TrainerConfig(epochs=1, maxsize=100, input_size=(SIZE, SIZE)),
         delta_window=3,
         calibration_conf=seed,
@@ -339,3 +363,40 @@ def test_tracking_delta_follows_the_budget_quantile_of_recent_confidences(start_
         assert delta == mining.threshold_for_cur(np.asarray(window), 0.5)
         assert uploaded == (conf <= delta)
         window = (window + [conf])[-3:]
+
+
+def test_upload_rate_after_an_update_stays_in_the_budget_band(start_models):
+    """Eq. 14 changes h (its confidences can all move toward 1): the tracking delta keeps the CUR."""
+    f0, h0 = start_models
+    rng = np.random.default_rng(0)
+    calibration = {"neural": rng.uniform(0.3, 0.7, 10)}
+    calibration.update(mess=calibration["neural"], sm=calibration["neural"], spp=calibration["neural"])
+    sim = evaluation.simulate(
+        _mini_stream(60),
+        f0,
+        h0,
+        M,
+        methods=("LAECIPS",),
+        deltas={"neural": float(np.median(calibration["neural"]))},
+        fuser=AssistedInference(HalvesLVM()),
+        trainer=TrainerConfig(
+            epochs=2,
+            maxsize=8,
+            batch_size=4,
+            lr=1e-2,
+            beta=0.01,  # Eq. 14 optimum min(1, beta / l): far from the starting h
+            min_improvement=-1.0,
+            min_class_ratio=0.0,
+            min_entropy_ratio=0.0,
+            input_size=(SIZE, SIZE),
+        ),
+        delta_window=10,
+        calibration_conf=calibration,
+        progress=False,
+    )
+    run = sim.methods["LAECIPS"]
+    assert run.target_rate == pytest.approx(0.5)
+    first = run.versions.index(1)
+    assert first < 40 and run.tracker is not None and run.tracker.resets >= 1
+    after = np.asarray(run.uploaded[first:], float)
+    assert 0.3 <= after.mean() <= 0.7, (after.mean(), run.versions)

@@ -205,3 +205,31 @@ def test_threshold_for_latency_follows_eq9() -> None:
         threshold_for_latency(conf, d1, d0, 0.5)
     with pytest.raises(ConfigError, match="must exceed d_edge"):
         threshold_for_latency(conf, 2.0, 1.0, 3.0)
+
+
+def test_tracking_delta_keeps_the_upload_rate_through_a_model_update():
+    from laecips_core.mining import TrackingDelta
+
+    rng = np.random.default_rng(0)
+    before = rng.uniform(0.2, 0.8, 400)  # the old h's confidences
+    after = 0.99 + 0.009 * rng.random(400)  # Eq. 14 pushed every confidence of the new h toward 1
+    tracker = TrackingDelta(0.35, window=50, initial=before[:50])
+    rate_before = np.mean([tracker.decide(c) for c in before])
+    tracker.reset()  # the update arrives
+    rate_after = np.mean([tracker.decide(c) for c in after])
+    assert abs(rate_before - 0.35) < 0.06 and abs(rate_after - 0.35) < 0.06
+    # Without the reset the old window's delta (~0.4) flags nothing for the new h: the loop switches off.
+    stale = TrackingDelta(0.35, window=400, initial=before)
+    assert np.mean([stale.decide(c) for c in after[:100]]) < 0.05
+
+
+def test_tracking_delta_validates_and_starts_hard():
+    from laecips_core.mining import TrackingDelta
+
+    with pytest.raises(ConfigError):
+        TrackingDelta(1.5)
+    with pytest.raises(ConfigError):
+        TrackingDelta(0.3, window=0)
+    tracker = TrackingDelta(0.3, window=5)
+    assert np.isnan(tracker.delta) and tracker.decide(0.9)  # nothing known yet: upload
+    assert not tracker.decide(0.95) or tracker.delta <= 0.95

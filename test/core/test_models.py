@@ -8,11 +8,14 @@ import torch
 from laecips_core.errors import ConfigError, ImageError, WeightsError
 from laecips_core.models import (
     DEFAULT_EDGE_MODEL,
+    EFFNET_LITE0_SHA256,
     IMAGENET_MEAN,
     IMAGENET_STD,
+    NO_BACKBONE_WEIGHTS,
     build_edge_model,
     count_params,
     edge_model_registry,
+    has_pretrained_backbone,
     load_effnet_lite0_imagenet_state,
     preprocess,
 )
@@ -20,7 +23,15 @@ from laecips_core.models import (
 
 def test_registry_keys_and_default():
     assert {"lraspp_mobilenetv3", "effnet_lite0_lraspp", "tiny_fcn"} <= set(edge_model_registry)
-    assert DEFAULT_EDGE_MODEL == "lraspp_mobilenetv3"
+    assert DEFAULT_EDGE_MODEL == "effnet_lite0_lraspp" and has_pretrained_backbone(DEFAULT_EDGE_MODEL)
+
+
+@pytest.mark.parametrize("name", ["lraspp_mobilenetv3", "tiny_fcn"])
+def test_pretrained_backbone_is_refused_not_ignored_where_nothing_ships(name):
+    assert not has_pretrained_backbone(name)
+    with pytest.raises(ConfigError, match="no pretrained backbone weights"):
+        build_edge_model(name, 5, pretrained_backbone=True)
+    assert build_edge_model(name, 5).backbone_weights == NO_BACKBONE_WEIGHTS
 
 
 @pytest.mark.parametrize("name", ["tiny_fcn", "lraspp_mobilenetv3", "effnet_lite0_lraspp"])
@@ -58,6 +69,9 @@ def test_effnet_builder_loads_the_shipped_imagenet_weights():
     for key in ("_conv_stem.weight", "_blocks.3._depthwise_conv.weight", "_blocks.15._bn2.running_var"):
         assert torch.equal(own[f"backbone.net.{key}"], shipped[key]), key
         assert not torch.equal(scratch.state_dict()[f"backbone.net.{key}"], shipped[key]), key
+    # The card's record is true: it names the verified file for the loaded model only.
+    assert EFFNET_LITE0_SHA256 in pretrained.backbone_weights
+    assert scratch.backbone_weights == NO_BACKBONE_WEIGHTS
     # The ImageNet classifier and head conv are dropped: the trunk ends at block 15 (320 channels).
     assert not any(k.startswith(("backbone.net._fc", "backbone.net._conv_head")) for k in own)
 
@@ -65,7 +79,7 @@ def test_effnet_builder_loads_the_shipped_imagenet_weights():
 def test_effnet_weights_with_a_wrong_hash_are_refused(monkeypatch):
     monkeypatch.setattr("laecips_core.models.EFFNET_LITE0_SHA256", "0" * 64)
     with pytest.raises(WeightsError, match="SHA-256"):
-        build_edge_model("effnet_lite0_lraspp", 5)
+        build_edge_model("effnet_lite0_lraspp", 5, pretrained_backbone=True)
 
 
 def test_build_rejects_unknown_names_and_bad_class_counts():

@@ -15,6 +15,7 @@ from laecips_core.offload import (
     split_network,
     upload_decision,
 )
+from laecips_core.supervision import Supervisor
 
 
 def test_latest_queue_drops_the_oldest_when_full():
@@ -84,3 +85,77 @@ def test_classify_fallback():
     assert classify_fallback("unreachable") == ("unreachable", True)
     assert classify_fallback("dropped") == (None, False)
     assert classify_fallback("error") == (None, True)
+
+
+class _Fatal(BaseException):
+    """Not an Exception: the kind of error a worker loop's own `except Exception` does not stop."""
+
+
+def _wait(predicate: object, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.01)
+    return bool(predicate())  # type: ignore[operator]
+
+
+def test_supervisor_restarts_a_dead_worker_and_says_why():
+    stop = threading.Event()
+    runs: list[int] = []
+    deaths: list[tuple[str, str]] = []
+
+    def body() -> None:
+        runs.append(1)
+        if len(runs) == 1:
+            raise RecursionError("maximum recursion depth exceeded")
+        if len(runs) == 2:
+            raise _Fatal("not even an Exception")
+        stop.wait(10.0)  # the third run lives until stopped
+
+    supervisor = Supervisor("test", on_death=lambda name, reason: deaths.append((name, reason)))
+    supervisor.spawn("loop", body)
+    supervisor.spawn("quiet", lambda: None)  # returns at once: a normal end, never restarted
+    try:
+        assert _wait(lambda: len(runs) == 3 and supervisor.health().alive == 1)
+        health = supervisor.health()
+        assert health.restarts == 2 and health.workers == ("loop", "quiet")
+        assert health.last_death.startswith("loop: _Fatal: not even an Exception")
+        assert [name for name, _ in deaths] == ["loop", "loop"]
+        assert "RecursionError: maximum recursion depth exceeded" in deaths[0][1]
+        assert "test_offload.py" in deaths[0][1]  # where it died
+    finally:
+        stop.set()
+        assert supervisor.stop(5.0)
+    assert supervisor.health().alive == 0 and len(runs) == 3
+
+
+def test_upload_scheduler_survives_a_raising_handler_and_restarts_a_dead_worker():
+    handled: list[int] = []
+    errors: list[tuple[int, str]] = []
+    deaths: list[str] = []
+
+    def handler(job: int) -> None:
+        if job in (1, 2):
+            raise ValueError(f"bad reply for job {job}")
+        handled.append(job)
+
+    def on_error(job: int, reason: str) -> None:
+        errors.append((job, reason))
+        if job == 2:  # the error path fails too: this kills the worker thread
+            raise RuntimeError("fallback publisher broke")
+
+    scheduler: UploadScheduler[int] = UploadScheduler(
+        1, handler, lambda job: None, on_error=on_error, on_death=lambda w, r: deaths.append(r)
+    )
+    try:
+        for job in (1, 2, 3):
+            scheduler.submit(job)
+            assert _wait(lambda j=job: j in handled or j in [e[0] for e in errors])
+        assert _wait(lambda: 3 in handled)  # the one worker was restarted and took job 3
+        assert [job for job, _ in errors] == [1, 2] and "ValueError: bad reply for job 1" in errors[0][1]
+        assert scheduler.handler_errors == 2 and scheduler.in_flight == 0
+        assert len(deaths) == 1 and "fallback publisher broke" in deaths[0]
+        assert scheduler.health().restarts == 1 and scheduler.health().alive == 1
+    finally:
+        assert scheduler.close(timeout_s=5.0) == []

@@ -279,3 +279,97 @@ def test_weight_store_keeps_previous_versions(tmp_path):
 def test_atomic_write_into_a_missing_directory_says_so(tmp_path):
     with pytest.raises(WeightsError, match="directory exists"):
         atomic_write_bytes(Path(tmp_path) / "no" / "such" / "dir" / "f.bin", b"1")
+
+
+# ------------------------------------------------------------------------------ hostile bytes and files
+
+
+def _safetensors_with_header(header: bytes) -> bytes:
+    return len(header).to_bytes(8, "little") + header
+
+
+def test_header_nested_100k_deep_is_a_weights_error_not_a_recursion_error():
+    deep = _safetensors_with_header(b'{"__metadata__":' + b"[" * 100_000)
+    with pytest.raises(WeightsError, match="corrupt safetensors header"):
+        parse_bundle(deep)
+    closed = _safetensors_with_header(b'{"__metadata__":' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    with pytest.raises(WeightsError, match="corrupt safetensors header"):
+        parse_bundle(closed)
+    from laecips_core.weights import _load_tensors  # safetensors' own parser, behind parse_bundle
+
+    with pytest.raises(WeightsError, match="not a valid safetensors"):
+        _load_tensors(_safetensors_with_header(b"[" * 100_000), "test")
+
+
+def test_read_limited_refuses_devices_fifos_and_reads_at_most_max_plus_one(tmp_path, monkeypatch):
+    from laecips_core import weights
+
+    with pytest.raises(WeightsError, match="not a regular file"):
+        weights.read_limited("/dev/zero", 1024)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # opened without O_NONBLOCK this would block forever (no writer)
+    with pytest.raises(WeightsError, match="not a regular file"):
+        weights.read_limited(fifo, 1024)
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * 5000)
+    assert weights.read_limited(big, 5000) == b"x" * 5000
+    read_sizes: list[int] = []
+    real_read = os.read
+
+    def counting_read(fd: int, n: int) -> bytes:
+        chunk = real_read(fd, n)
+        read_sizes.append(len(chunk))
+        return chunk
+
+    monkeypatch.setattr(os, "read", counting_read)
+    with pytest.raises(WeightsError, match="more than max_bytes"):
+        weights.read_limited(big, 4999)
+    assert sum(read_sizes) == 0  # refused from fstat, nothing read
+    # a regular file whose st_size lies (procfs says 0): the read itself stops at max + 1 bytes
+    proc = Path("/proc/self/status")
+    assert proc.stat().st_size == 0 and len(proc.read_bytes()) > 200
+    with pytest.raises(WeightsError, match="grew past"):
+        weights.read_limited(proc, 100)
+    assert 0 < sum(read_sizes) <= 101
+    link = tmp_path / "link"
+    link.symlink_to(big)
+    with pytest.raises(WeightsError, match="cannot read"):
+        weights.read_limited(link, 10_000, follow_symlinks=False)
+
+
+def test_signed_announcement_record_reverifies_the_file(tmp_path, h_net):
+    from laecips_core import weights
+
+    priv, pub = generate_keypair(tmp_path / "keys")
+    path = tmp_path / "v3.safetensors"
+    digest = save_bundle(path, _f(), h_net, _meta(version=3))
+    fields = {"robot_id": "r1", "version": 3, "model_name": "tiny_fcn", "num_classes": 5,
+              "uri": "zenoh:laecips/r1/model/weights/3", "sha256": digest, "stamp": 1.5,
+              "signer": "t"}  # fmt: skip
+
+    def sign(statement: dict[str, object]) -> str:
+        return weights.sign_message(priv, weights.announcement_statement(statement))
+
+    signature = sign(fields)
+    record = weights.signature_record(fields, signature)
+    write_signature(path, record)
+    assert read_signature(path) == record
+    load_bundle(path, public_key=pub, signature=read_signature(path))
+    assert weights.parse_signature_record(record) == (fields, signature)
+    assert weights.parse_signature_record(sign_digest(priv, digest)) is None  # a bare digest signature
+    for change, match in (
+        ({"stamp": 2.5}, "does not verify"),  # the record was edited after signing
+        ({"robot_id": "r2"}, "does not verify"),
+    ):
+        forged = weights.signature_record({**fields, **change}, signature)
+        with pytest.raises(WeightsError, match=match):
+            load_bundle(path, public_key=pub, signature=forged)
+    for change, match in (({"sha256": "0" * 64}, "signed announcement is for"), ({"version": 4}, "says")):
+        other = {**fields, **change}
+        signed = weights.signature_record(other, sign(other))
+        with pytest.raises(WeightsError, match=match):
+            load_bundle(path, public_key=pub, signature=signed)
+    with pytest.raises(WeightsError, match="not JSON"):
+        load_bundle(path, public_key=pub, signature="{" + "[" * 5000)
+    with pytest.raises(WeightsError):  # a digest signature is no announcement signature, and back
+        verify_digest(pub, digest, signature)

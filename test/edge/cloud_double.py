@@ -1,8 +1,9 @@
-"""A controllable cloud for the slow-link edge test only: a Zenoh queryable (wire format v1), fixed delay.
+"""A controllable cloud for two edge tests: a Zenoh queryable (wire format v1), fixed delay, optional lies.
 
 The real cloud_node has no parameter to add a reply delay, and the newest-wins / max_in_flight test needs a
-link slower than the camera by a known amount and a count of overlapping requests; every other edge test
-runs the real cloud_node (and trainer_node) instead.
+link slower than the camera by a known amount and a count of overlapping requests. The lying-cloud test
+needs a cloud that sends the replies a real cloud never sends (--lies): a header of 8000 nested "[", an
+error reply that is not UTF-8. Every other edge test runs the real cloud_node (and trainer_node) instead.
 """
 
 from __future__ import annotations
@@ -33,7 +34,16 @@ def main() -> int:
     parser.add_argument("--label", type=int, default=7)
     parser.add_argument("--delay-s", type=float, default=0.0)
     parser.add_argument("--max-s", type=float, default=300.0)
+    parser.add_argument(
+        "--lies",
+        default="",
+        help="comma-separated bad replies for the first requests, in order: 'nested' (a header of 8000 '['), "
+        "'binary-error' (an error reply that is not UTF-8); later requests are answered well",
+    )
     args = parser.parse_args()
+    lies = [lie for lie in args.lies.split(",") if lie]
+    if set(lies) - {"nested", "binary-error"}:
+        parser.error(f"unknown lies {sorted(set(lies) - {'nested', 'binary-error'})}")
 
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -47,10 +57,18 @@ def main() -> int:
         with lock:
             in_flight[0] += 1
             now = in_flight[0]
+            lie = lies.pop(0) if lies else ""
         try:
             request = transport.InferRequest.decode(payload, attachment)
             rgb = request.rgb()
-            print(json.dumps({"frame_id": request.frame_id, "in_flight": now}), flush=True)
+            print(json.dumps({"frame_id": request.frame_id, "in_flight": now, "lie": lie}), flush=True)
+            if lie:  # the finally below still counts this request out
+                if lie == "nested":
+                    query.reply(transport.infer_key(args.robot_id), b"", attachment=b"[" * 8000)
+                else:
+                    query.reply_err(b"\xff\xfe\xc3 cloud overloaded")
+                query.drop()
+                return
             time.sleep(args.delay_s)
             labels = np.full(rgb.shape[:2], args.label, dtype=np.uint8)
             reply = transport.InferReply(

@@ -408,8 +408,14 @@ def test_trusted_key_requires_signed_bundles(tmp_path: Path, router, bundles):
             assert wait_for(lambda: edge.log().count("update v1 refused") == 2, 30), edge.log()[-2000:]
             assert "signature" in edge.log().split("update v1 refused")[2][:300]
             forged.close()
+            digest_only = announce(weights.sign_digest(priv, digest))  # the old trainer's signature
+            assert wait_for(lambda: edge.log().count("update v1 refused") == 3, 30), edge.log()[-2000:]
+            assert "sha256 only" in edge.log().split("update v1 refused")[3][:300]
+            digest_only.close()
             assert peer.get_parameter("edge_model.version") == 0
-            signed = announce(weights.sign_digest(priv, digest))
+            signed = transport.publish_model(
+                session, "r1", 1, data, transport.sign_announcement(_announcement(1, data), "r1", priv)
+            )
             assert wait_for(lambda: peer.get_parameter("edge_model.version") == 1, 30), edge.log()[-2000:]
             assert (mono8(peer.results_for(_send(peer, pub, 1))[0].labels) == 5).all()
             signed.close()
@@ -420,5 +426,37 @@ def test_trusted_key_requires_signed_bundles(tmp_path: Path, router, bundles):
             assert not refused.successful and "no signature" in refused.reason
             accepted = peer.set_parameter("edge_model.path", str(start_bundle))
             assert accepted.successful, accepted.reason
+        finally:
+            peer.close()
+
+
+@pytest.mark.slow
+def test_lying_cloud_costs_fallbacks_not_upload_workers(tmp_path: Path, router, bundles):
+    """Issue 10: nested-header and non-UTF-8 error replies each cost one fallback; uploads go on."""
+    endpoint, _ = router
+    domain = random_domain_id()
+    params = edge_params(tmp_path, endpoint, bundles[0], threshold=1.0, deadline_s=5.0, max_in_flight=2)
+    lies = "nested,binary-error,nested,binary-error"  # two of each: more than the two upload workers
+    with ProcessGroup(tmp_path / "logs", timeout_s=300) as group:
+        edge = start_edge(group, tmp_path, domain, params)
+        cloud = start_cloud_double(group, endpoint, label=7, lies=lies)
+        peer = RosPeer(domain)
+        try:
+            pub = _connect(peer)
+            finals: list[str] = []
+            for index in range(30):  # one hard frame at a time, each must get exactly one final result
+                stamp = _send(peer, pub, index)
+                assert wait_for(lambda s=stamp: len(peer.results_for(s)) >= 2, 30), edge.log()[-3000:]
+                finals.append(_final(peer, stamp).source)
+                if finals.count("cloud") >= 3:
+                    break
+            requests = [json.loads(line) for line in cloud.log().splitlines() if '"frame_id"' in line]
+            assert [r["lie"] for r in requests[:4]] == lies.split(","), requests
+            assert finals[-3:] == ["cloud"] * 3, finals  # after every lie, frames still reach the cloud
+            assert finals.count("fallback") >= 4, finals  # each lie: a fallback for that frame
+            snap = peer.last_diagnostics()
+            assert wait_for(lambda: peer.last_diagnostics().get("cloud") == "available", 10), snap
+            assert peer.last_diagnostics()["worker_restarts"] == "0"
+            assert edge.alive() and "Traceback" not in edge.log(), edge.log()[-3000:]
         finally:
             peer.close()

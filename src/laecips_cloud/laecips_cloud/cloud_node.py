@@ -99,6 +99,11 @@ class CloudNode(Node):
             level = DiagnosticStatus.WARN if stats.errors or stats.busy else DiagnosticStatus.OK
             message = stats.last_error[:200] if stats.last_error else "serving"
             statuses.append(diagnostic_status(f"{self.get_name()}: {robot}", robot, level, message, values))
+        health = self._service.health()
+        level = DiagnosticStatus.WARN if health.restarts else DiagnosticStatus.OK
+        message = f"worker died and was restarted: {health.last_death}" if health.restarts else "running"
+        values = {"workers": len(health.workers), "alive": health.alive, "restarts": health.restarts}
+        statuses.append(diagnostic_status(f"{self.get_name()}: workers", "cloud", level, message, values))
         publish_diagnostics(self, self._diag_pub, statuses)
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:

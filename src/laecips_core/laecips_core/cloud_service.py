@@ -24,9 +24,11 @@ import numpy as np
 import zenoh
 
 from laecips_core import transport
+from laecips_core.assisted import AssistedInference
 from laecips_core.errors import ConfigError, LaecipsError, ReplayError, WireFormatError
-from laecips_core.fusion import ORDERS, MaskOrder, assisted_inference
+from laecips_core.fusion import ORDERS, MaskOrder
 from laecips_core.lvm import LVM, build_lvm, lvm_registry
+from laecips_core.models import DEFAULT_EDGE_MODEL
 from laecips_core.params import (
     ZENOH_PARAMS,
     ParamSpec,
@@ -37,6 +39,7 @@ from laecips_core.params import (
 )
 from laecips_core.predictor import EdgePredictor
 from laecips_core.replay import ReplayBuffer
+from laecips_core.supervision import Supervisor, WorkerHealth
 from laecips_core.training_job import build_models, replay_path, seed_store, store_dir
 from laecips_core.weights import WeightStore, load_bundle
 
@@ -81,7 +84,7 @@ class CloudConfig(ZenohFields):
     robot_ids: tuple[str, ...] = ("robot1",)
     lvm: str = "felzenszwalb"
     lvm_params: str = "{}"
-    edge_model_name: str = "lraspp_mobilenetv3"
+    edge_model_name: str = DEFAULT_EDGE_MODEL
     edge_model_path: str = ""
     num_classes: int = 0
     input_height: int = 0
@@ -298,7 +301,7 @@ def _frame_id_of(attachment: bytes | None) -> int:
     """Best-effort frame_id of a request header (for error replies); -1 when unreadable."""
     try:
         value = json.loads(bytes(attachment or b"{}")).get("frame_id", -1)
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError, TypeError):  # whatever a peer sent
         return -1
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= -1 else -1
 
@@ -334,7 +337,8 @@ class CloudService:
         self._stop = threading.Event()
         self._jobs: queue.Queue[_Job] = queue.Queue(maxsize=cfg.queue_size)
         self._fetches: queue.Queue[tuple[str, transport.ModelAnnouncement]] = queue.Queue(maxsize=16)
-        self._threads: list[threading.Thread] = []
+        self._supervisor = Supervisor("cloud", on_death=self._on_worker_death)
+        self._caught_up = False
         self._queryables: list[zenoh.Queryable] = []
         self._listeners: list[transport.AnnouncementListener] = []
         self.models: dict[str, RobotModel] = {}
@@ -376,8 +380,8 @@ class CloudService:
     def start(self) -> None:
         """Declare the queryables and listeners and start the worker and fetch threads."""
         for i, lvm in enumerate(self._lvms):
-            self._spawn(f"cloud-worker-{i}", functools.partial(self._work, lvm))
-        self._spawn("cloud-fetch", self._fetch_loop)
+            self._supervisor.spawn(f"worker-{i}", functools.partial(self._work, lvm))
+        self._supervisor.spawn("fetch", self._fetch_loop)
         for robot in self.cfg.robot_ids:
             self._queryables.append(
                 self.session.declare_queryable(
@@ -386,10 +390,13 @@ class CloudService:
             )
             self._listeners.append(transport.AnnouncementListener(self.session, robot, self._on_announcement))
 
-    def _spawn(self, name: str, target: Callable[[], None]) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)
-        thread.start()
-        self._threads.append(thread)
+    def _on_worker_death(self, worker: str, reason: str) -> None:
+        """Supervisor: a worker thread died; it is restarted, and health() / the log say why."""
+        self.log.error(f"cloud {worker} thread died and is restarted: {reason}")
+
+    def health(self) -> WorkerHealth:
+        """The worker and fetch threads: live count, restarts, last death reason (for /diagnostics)."""
+        return self._supervisor.health()
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Undeclare everything, stop the threads (bounded wait) and close the buffers."""
@@ -401,9 +408,7 @@ class CloudService:
                 pass
         for listener in self._listeners:
             listener.close()
-        deadline = time.monotonic() + timeout_s
-        for thread in self._threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._supervisor.stop(timeout_s)
         while True:  # answer what is left so no edge waits for its timeout
             try:
                 job = self._jobs.get_nowait()
@@ -417,30 +422,35 @@ class CloudService:
     # ------------------------------------------------------------------------------- zenoh callbacks
 
     def _on_query(self, robot: str, query: zenoh.Query) -> None:
-        """Zenoh callback: enqueue, or answer 'busy' at once when the queue is full."""
-        with self._stats_lock:
-            self.stats[robot].requests += 1
+        """Zenoh callback: enqueue, or answer 'busy' at once when the queue is full (never raises)."""
         try:
-            self._jobs.put_nowait(_Job(robot, query, time.perf_counter()))
-        except queue.Full:
             with self._stats_lock:
-                self.stats[robot].busy += 1
-            frame_id = _frame_id_of(_bytes(query.attachment))
-            self._reply_error(
-                query, frame_id, f"cloud busy: {self.cfg.queue_size} requests queued; retry later"
-            )
-            query.drop()
+                self.stats[robot].requests += 1
+            try:
+                self._jobs.put_nowait(_Job(robot, query, time.perf_counter()))
+            except queue.Full:
+                with self._stats_lock:
+                    self.stats[robot].busy += 1
+                frame_id = _frame_id_of(_bytes(query.attachment))
+                self._reply_error(
+                    query, frame_id, f"cloud busy: {self.cfg.queue_size} requests queued; retry later"
+                )
+                query.drop()
+        except Exception as err:  # nothing escapes into Zenoh's callback thread
+            self.log.error(f"{robot}: cannot take a request: {type(err).__name__}: {err}")
 
     def _on_announcement(self, robot: str, announcement: transport.ModelAnnouncement) -> None:
         """Zenoh callback: hand the announcement to the fetch thread (oldest dropped when full)."""
-        try:
-            self._fetches.put_nowait((robot, announcement))
-        except queue.Full:
+        for _ in range(3):  # bounded: another producer may refill the queue between the two calls
             try:
-                self._fetches.get_nowait()
-            except queue.Empty:
-                pass
-            self._fetches.put_nowait((robot, announcement))
+                self._fetches.put_nowait((robot, announcement))
+                return
+            except queue.Full:
+                try:
+                    self._fetches.get_nowait()
+                except queue.Empty:
+                    pass
+        self.log.warning(f"{robot}: announcement v{announcement.version} dropped (fetch queue full)")
 
     # ------------------------------------------------------------------------------- workers
 
@@ -453,10 +463,27 @@ class CloudService:
             try:
                 self._serve(job, lvm)
             except Exception as err:  # a bug must not kill the worker: answer and keep serving
-                self.log.error(f"{job.robot_id}: internal error serving a request: {err!r}")
-                self._reply_error(job.query, -1, f"internal cloud error: {type(err).__name__}: {err}")
+                self._internal_error(job, err)
             finally:
-                job.query.drop()
+                try:
+                    job.query.drop()
+                except Exception as err:
+                    self.log.warning(f"{job.robot_id}: could not finish a query: {type(err).__name__}: {err}")
+
+    def _internal_error(self, job: _Job, err: Exception) -> None:
+        """Answer a request whose serving raised, then log it (each step on its own: neither may raise)."""
+        reason = f"{type(err).__name__}: {err}"
+        try:
+            self._reply_error(job.query, -1, f"internal cloud error: {reason}")
+        except Exception as reply_err:
+            reason += f" (and the error reply failed: {type(reply_err).__name__}: {reply_err})"
+        try:
+            with self._stats_lock:
+                self.stats[job.robot_id].errors += 1
+                self.stats[job.robot_id].last_error = f"internal error: {reason}"[:500]
+            self.log.error(f"{job.robot_id}: internal error serving a request: {reason}")
+        except Exception:  # a broken logger must not cost the worker
+            pass
 
     def _serve(self, job: _Job, lvm: LVM) -> None:
         robot, query, cfg = job.robot_id, job.query, self.cfg
@@ -485,10 +512,11 @@ class CloudService:
             return
         edge = predictor.predict(rgb)
         t0 = time.perf_counter()
-        masks = lvm.generate(rgb)
+        # F(x): the same AssistedInference object the trainer, the eval and pre-training use.
+        fuser = AssistedInference(lvm, order=cast(MaskOrder, cfg.fusion_order))  # order validated
+        masks = fuser.masks(rgb)
         t1 = time.perf_counter()
-        order = cast(MaskOrder, cfg.fusion_order)  # validated against fusion.ORDERS
-        fused = np.asarray(assisted_inference(edge.probs, masks, order=order))
+        fused = fuser.fuse(edge.probs, masks)
         t2 = time.perf_counter()
         fused = fused.astype(np.uint8 if predictor.num_classes <= 255 else np.uint16, copy=False)
         reply = transport.InferReply(
@@ -506,7 +534,14 @@ class CloudService:
         buffer = self.buffers[robot]
         summary = edge.probs.reshape(edge.probs.shape[0], -1).mean(axis=1).astype(np.float32)
         try:
-            buffer.append(rgb, fused, logits_summary=summary, robot_id=robot, model_version=predictor.version)
+            buffer.append(
+                rgb,
+                fused,
+                logits_summary=summary,
+                robot_id=robot,
+                model_version=predictor.version,
+                masks=masks,
+            )
             size = len(buffer)
         except ReplayError as err:  # answered already; the sample is lost for training, say so
             self.log.error(f"{robot}: replay buffer append failed: {err}")
@@ -541,7 +576,9 @@ class CloudService:
 
     def _reply_error(self, query: zenoh.Query, frame_id: int, error: str) -> None:
         payload, attachment = transport.InferReply(
-            status=transport.STATUS_ERROR, error=error, frame_id=max(frame_id, -1)
+            status=transport.STATUS_ERROR,
+            error=error.encode("utf-8", "replace").decode("utf-8"),
+            frame_id=max(frame_id, -1),
         ).encode()
         try:
             query.reply(query.key_expr, payload, attachment=attachment)
@@ -555,12 +592,16 @@ class CloudService:
     # ------------------------------------------------------------------------------- model updates
 
     def _fetch_loop(self) -> None:
-        for robot in self.cfg.robot_ids:  # catch up on versions announced while this node was down
-            if self._stop.is_set():
-                return
-            latest = transport.query_latest_announcement(self.session, robot, timeout_s=1.0)
-            if latest is not None:
-                self._on_announcement(robot, latest)
+        if not self._caught_up:
+            self._caught_up = True  # once: a restarted loop does not query again
+            for robot in self.cfg.robot_ids:  # catch up on versions announced while this node was down
+                if self._stop.is_set():
+                    return
+                latest = transport.query_latest_announcement(
+                    self.session, robot, timeout_s=1.0, public_key=self.cfg.trusted_public_key or None
+                )
+                if latest is not None:
+                    self._on_announcement(robot, latest)
         while not self._stop.is_set():
             try:
                 robot, announcement = self._fetches.get(timeout=0.2)
@@ -568,11 +609,12 @@ class CloudService:
                 continue
             try:
                 stored = self._store_announced(robot, announcement)
-            except LaecipsError as err:
+            except Exception as err:  # refused (LaecipsError) or anything else: count, log, keep going
+                reason = str(err) if isinstance(err, LaecipsError) else f"{type(err).__name__}: {err}"
                 with self._stats_lock:
                     self.stats[robot].updates_refused += 1
-                    self.stats[robot].last_error = str(err)
-                self.log.warning(f"{robot}: announced version {announcement.version} refused: {err}")
+                    self.stats[robot].last_error = reason[:500]
+                self.log.warning(f"{robot}: announced version {announcement.version} refused: {reason}")
                 continue
             if stored:
                 with self._stats_lock:

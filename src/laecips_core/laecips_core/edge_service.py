@@ -6,24 +6,31 @@ callback, threads); everything here is plain Python so it is tested and reused w
 - ``EdgeConfig`` / ``EDGE_PARAMS``: the node's parameters and their checks;
 - ``load_candidate``: verify a safetensors bundle (sha256, Ed25519 signature, architecture) and build
   new instances of f and h from it; ``ModelSlot`` swaps it in between frames (Algorithm 2's update);
+- ``check_update`` / ``prepare_update``: which announced versions to take (versions only go up) and
+  fetching + verifying one into the weight store and a ready-to-swap candidate;
 - ``ask_cloud``: one hard frame to the cloud (JPEG, Zenoh get within its deadline) and what came back;
-- ``EdgeCounters`` and ``diagnostic_values``: what /diagnostics shows (frame rate, CUR, cloud state).
+- ``EdgeUploads``: the upload workers; every hard frame ends in a cloud result or a fallback, whatever
+  the cloud sends, and a worker that dies is restarted and reported;
+- ``EdgeCounters`` and ``diagnostic_values``: what /diagnostics shows (frame rate, CUR, cloud state,
+  worker restarts).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
 from laecips_core import imaging, transport, weights
 from laecips_core.data import NUM_CLASSES
 from laecips_core.errors import ConfigError, LaecipsError, WeightsError
-from laecips_core.offload import split_network
+from laecips_core.models import DEFAULT_EDGE_MODEL
+from laecips_core.offload import UploadScheduler, classify_fallback, remaining_s, split_network
 from laecips_core.params import ParamSpec, check_choice, check_zenoh_fields, zenoh_from_fields
 from laecips_core.predictor import EdgePredictor
 
@@ -77,7 +84,7 @@ class EdgeConfig:
     queue_size: int = 2
     robot_id: str = "robot1"
     backend: str = "torch"
-    edge_model_name: str = "lraspp_mobilenetv3"
+    edge_model_name: str = DEFAULT_EDGE_MODEL
     edge_model_path: str = ""
     edge_model_version: int = 0
     num_classes: int = NUM_CLASSES
@@ -303,11 +310,15 @@ def build_predictor(cfg: EdgeConfig, bundle: weights.Bundle | None) -> EdgePredi
         WeightsError: The bundle does not fit f/h, or carries no h while miner=neural.
     """
     from laecips_core.mining import MinerNet, NeuralMiner, build_miner
-    from laecips_core.models import build_edge_model
+    from laecips_core.models import build_edge_model, has_pretrained_backbone
     from laecips_core.training_job import build_models
 
     if bundle is None:
-        f = build_edge_model(cfg.edge_model_name, cfg.num_classes, pretrained_backbone=True).eval()
+        f = build_edge_model(
+            cfg.edge_model_name,
+            cfg.num_classes,
+            pretrained_backbone=has_pretrained_backbone(cfg.edge_model_name),
+        ).eval()
         h = MinerNet(cfg.num_classes).eval()
         version = 0
     else:
@@ -343,11 +354,13 @@ def load_candidate(
         path: Safetensors bundle.
         origin: "start", "operator" or "update" (for logs).
         expected_sha256: Hex digest it must have (from the announcement).
-        signature: Base64 signature; read from ``<path>.sig`` when None.
+        signature: ``.sig`` text (a digest signature or a signed announcement record); read from
+            ``<path>.sig`` when None.
         expected_version: Version the metadata must state (from the announcement).
 
     Raises:
-        WeightsError: Missing file, hash or signature mismatch, wrong architecture or class count.
+        WeightsError: Missing file, hash or signature mismatch, a signed announcement for another robot,
+            wrong architecture or class count.
     """
     key = cfg.trusted_public_key or None
     if key is not None and signature is None:
@@ -356,6 +369,13 @@ def load_candidate(
             raise WeightsError(
                 f"{path} has no signature file {path}{weights.SIGNATURE_SUFFIX} and trusted_public_key "
                 "is set: load a signed bundle (the node keeps one .sig per received version)"
+            )
+    if key is not None and signature is not None:
+        record = weights.parse_signature_record(signature)
+        if record is not None and record[0]["robot_id"] != cfg.robot_id:
+            raise WeightsError(
+                f"{path} was announced for robot {record[0]['robot_id']!r}, not {cfg.robot_id!r}; "
+                "do not load another robot's weights"
             )
     bundle = weights.load_bundle(
         path,
@@ -395,9 +415,15 @@ class ModelSlot:
 
     def newest_version(self) -> int:
         """The highest version running or waiting to be swapped in."""
+        return self.newest().version
+
+    def newest(self) -> ModelCandidate:
+        """The model of the highest version running or waiting to be swapped in (the running one on ties)."""
         with self._lock:
-            pending = self._pending.version if self._pending is not None else -1
-            return max(self._current.version, pending)
+            pending = self._pending
+            if pending is not None and pending.version > self._current.version:
+                return pending
+            return self._current
 
     def offer(self, candidate: ModelCandidate) -> None:
         """Queue a verified model (replacing one not yet swapped in)."""
@@ -411,6 +437,81 @@ class ModelSlot:
             if candidate is not None:
                 self._current = candidate
         return candidate
+
+
+# ---------------------------------------------------------------------------------------- updates
+
+
+def check_update(
+    announcement: transport.ModelAnnouncement, slot: ModelSlot, *, allow_rollback: bool = False
+) -> bool:
+    """Whether an announced version is to be fetched: versions only go up.
+
+    Args:
+        announcement: Parsed announcement (its signature is checked by prepare_update).
+        slot: The running model and its pending successor.
+        allow_rollback: Take a lower version too (an operator's explicit choice).
+
+    Returns:
+        True to fetch it; False when it is the version already running or waiting, with the same sha256
+        (a repeated announcement: nothing to do).
+
+    Raises:
+        WeightsError: a lower version (unless allow_rollback), or the same version with another sha256.
+    """
+    newest = slot.newest()
+    if announcement.version == newest.version:
+        if announcement.sha256 == newest.sha256:
+            return False
+        raise WeightsError(
+            f"announced v{announcement.version} has sha256 {announcement.sha256[:12]}... but "
+            f"v{newest.version} here has {newest.sha256[:12] or 'none'}: a version number is never reused "
+            "for other weights"
+        )
+    if announcement.version < newest.version and not allow_rollback:
+        raise WeightsError(
+            f"announced v{announcement.version} is older than v{newest.version} here: versions only go up "
+            "(an operator rolls back by setting edge_model.path)"
+        )
+    return True
+
+
+def prepare_update(
+    session: Any,
+    cfg: EdgeConfig,
+    announcement: transport.ModelAnnouncement,
+    *,
+    max_bytes: int = transport.DEFAULT_MAX_BUNDLE_BYTES,
+    allow_rollback: bool = False,
+) -> ModelCandidate:
+    """Fetch an announced bundle into the weight store, verify it and build the candidate to swap in.
+
+    With a trusted key, the whole announcement must be signed for this robot (transport.fetch_into_store);
+    the stored ``.sig`` (the signed announcement) is verified again when the file is loaded.
+
+    Raises:
+        WeightsError: refused (signature, uri, size, version order, hash, metadata) or not served.
+        ConfigError: the weight store folder cannot be created.
+    """
+    path, _ = transport.fetch_into_store(
+        session,
+        cfg.robot_id,
+        announcement,
+        weights.WeightStore(cfg.weights_path),
+        model_name=cfg.edge_model_name,
+        num_classes=cfg.num_classes,
+        public_key=cfg.trusted_public_key or None,
+        timeout_s=cfg.update_timeout_s,
+        max_bytes=max_bytes,
+        allow_rollback=allow_rollback,
+    )
+    return load_candidate(
+        cfg,
+        path,
+        origin="update",
+        expected_sha256=announcement.sha256,
+        expected_version=announcement.version,
+    )
 
 
 # ----------------------------------------------------------------------------------------- cloud
@@ -490,6 +591,8 @@ def ask_cloud(
             client.close()
     except LaecipsError as err:
         return CloudAnswer(None, "error", f"cannot send frame: {err}")
+    except Exception as err:  # never out of an upload worker: the frame falls back with the reason
+        return CloudAnswer(None, "error", f"cloud round trip failed: {type(err).__name__}: {err}"[:2000])
     if not reply.ok or reply.labels is None:
         return CloudAnswer(None, reply.status, reply.error, bytes_sent=len(jpeg))
     labels = np.asarray(reply.labels)
@@ -504,6 +607,150 @@ def ask_cloud(
         cloud_s=float(reply.cloud_s),
         download_s=download_s,
     )
+
+
+class UploadJob(Protocol):
+    """What the upload workers need of a hard frame (the node's job record has more)."""
+
+    @property
+    def frame_no(self) -> int:
+        """The edge's frame number (frame_id on the wire)."""
+        ...
+
+    @property
+    def stamp(self) -> float:
+        """Camera stamp (seconds)."""
+        ...
+
+    @property
+    def version(self) -> int:
+        """Version of the f that scored the frame."""
+        ...
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """(H, W, 3) uint8 frame."""
+        ...
+
+    @property
+    def arrival(self) -> float:
+        """Arrival time (time.monotonic(), seconds); the deadline counts from here."""
+        ...
+
+
+J = TypeVar("J", bound=UploadJob)
+
+
+class EdgeUploads(Generic[J]):
+    """The edge's upload workers without ROS: each hard frame ends in exactly one cloud result or fallback.
+
+    At most ``max_in_flight`` frames are with the cloud at once (offload.UploadScheduler, newest wins).
+    A frame whose round trip fails in any way -- a timeout, an unreachable cloud, a reply that is
+    invalid, not UTF-8 or nested too deep, even a bug -- is handed to ``on_fallback`` with the reason,
+    and the worker takes the next frame. A worker thread that dies anyway (``on_fallback`` itself
+    raised) is restarted and counted in the counters (``worker_restarts``, ``last_worker_death``), so
+    /diagnostics turns WARN with the reason.
+
+    Args:
+        max_in_flight: Upload workers, i.e. concurrent cloud requests.
+        config: Returns the current EdgeConfig (robot id, deadline, JPEG quality; may change at run time).
+        session: Returns the Zenoh session, or None while it is not open yet.
+        counters: Where uploads, fallbacks, bytes, errors and worker deaths are counted.
+        on_cloud: Publishes a frame's cloud result (job, answer with labels).
+        on_fallback: Publishes a frame's edge labels as the fallback (job, status, reason).
+        on_death: Also told of each worker death (worker, reason), e.g. to log it.
+        pending: Frames allowed to wait for a free worker.
+        name: Thread name prefix.
+    """
+
+    def __init__(
+        self,
+        max_in_flight: int,
+        *,
+        config: Callable[[], EdgeConfig],
+        session: Callable[[], Any],
+        counters: EdgeCounters,
+        on_cloud: Callable[[J, CloudAnswer], None],
+        on_fallback: Callable[[J, str, str], None],
+        on_death: Callable[[str, str], None] | None = None,
+        pending: int = 1,
+        name: str = "laecips-upload",
+    ) -> None:
+        self._config = config
+        self._session = session
+        self._counters = counters
+        self._on_cloud = on_cloud
+        self._on_fallback = on_fallback
+        self._on_death = on_death
+        self._scheduler: UploadScheduler[J] = UploadScheduler(
+            max_in_flight,
+            self._upload,
+            self._dropped,
+            pending=pending,
+            name=name,
+            on_error=self._failed,
+            on_death=self._died,
+        )
+
+    @property
+    def in_flight(self) -> int:
+        """Frames with the cloud now."""
+        return self._scheduler.in_flight
+
+    @property
+    def max_seen_in_flight(self) -> int:
+        """Most frames that were with the cloud at once."""
+        return self._scheduler.max_seen_in_flight
+
+    def submit(self, job: J) -> None:
+        """Queue a hard frame (never blocks; a frame pushed out falls back at once as "dropped")."""
+        self._scheduler.submit(job)
+
+    def health(self) -> Any:
+        """The workers' supervision.WorkerHealth (live threads, restarts, last death)."""
+        return self._scheduler.health()
+
+    def close(self, timeout_s: float) -> list[J]:
+        """Stop the workers (bounded wait); returns the frames never sent."""
+        return self._scheduler.close(timeout_s)
+
+    def fallback(self, job: J, status: str, reason: str) -> None:
+        """Count a fallback and hand the frame to on_fallback (also used for frames never sent)."""
+        cloud_status, is_error = classify_fallback(status)
+        self._counters.count(fallback=1, cloud_status=cloud_status)
+        if is_error:
+            self._counters.count(error=f"frame {job.frame_no}: cloud {status}: {reason}")
+        self._on_fallback(job, status, reason)
+
+    def _upload(self, job: J) -> None:
+        cfg = self._config()
+        answer = ask_cloud(
+            self._session(),
+            cfg,
+            frame_id=job.frame_no,
+            stamp=job.stamp,
+            version=job.version,
+            rgb=job.rgb,
+            remaining_s=remaining_s(cfg.deadline_s, job.arrival, time.monotonic()),
+        )
+        self._counters.count(bytes_sent=answer.bytes_sent)
+        if answer.labels is None:
+            self.fallback(job, answer.status, answer.error)
+            return
+        self._counters.count(cloud_ok=1, bytes_received=answer.bytes_received, cloud_status="available")
+        self._on_cloud(job, answer)
+
+    def _failed(self, job: J, reason: str) -> None:
+        self.fallback(job, "error", f"upload worker error: {reason}")
+
+    def _dropped(self, job: J) -> None:
+        self._counters.count(dropped_upload=1)
+        self.fallback(job, "dropped", "a newer hard frame replaced it while the link was busy")
+
+    def _died(self, worker: str, reason: str) -> None:
+        self._counters.worker_died(f"upload worker {worker}: {reason}")
+        if self._on_death is not None:
+            self._on_death(worker, reason)
 
 
 # ----------------------------------------------------------------------------------- diagnostics
@@ -524,8 +771,10 @@ class _Counts:
     bytes_received: int = 0
     updates_applied: int = 0
     updates_refused: int = 0
+    worker_restarts: int = 0
     cloud_status: str = "unknown"
     last_error: str = ""
+    last_worker_death: str = ""
 
 
 COUNTER_NAMES: tuple[str, ...] = tuple(f.name for f in fields(_Counts))
@@ -550,6 +799,14 @@ class EdgeCounters:
             if cloud_status:
                 self._counts.cloud_status = cloud_status
 
+    def worker_died(self, reason: str) -> None:
+        """Count a worker thread that died (and was restarted); the reason is shown in /diagnostics."""
+        with self._lock:
+            self._counts.worker_restarts += 1
+            self._counts.errors += 1
+            self._counts.last_worker_death = reason[:500]
+            self._counts.last_error = reason[:500]
+
     def snapshot(self) -> dict[str, Any]:
         """A consistent copy of every counter."""
         with self._lock:
@@ -569,8 +826,8 @@ def diagnostic_values(
         threshold: delta now.
 
     Returns:
-        warn is True on bad input, refused updates or an unreachable/slow cloud; CUR (Eq. 26) is
-        uploaded / frames.
+        warn is True after a worker thread died (restarted; the message gives the reason), on bad input,
+        refused updates or an unreachable/slow cloud; CUR (Eq. 26) is uploaded / frames.
     """
     cur = snap["uploaded"] / snap["frames"] if snap["frames"] else 0.0
     values = {
@@ -582,6 +839,8 @@ def diagnostic_values(
         "threshold": str(threshold),
         **{k: str(v) for k, v in snap.items() if k != "cloud_status"},
     }
+    if snap["worker_restarts"]:
+        return True, f"worker died and was restarted: {snap['last_worker_death']}", values
     if snap["bad_input"] or snap["updates_refused"]:
         return True, snap["last_error"] or "errors", values
     if snap["cloud_status"] in ("unreachable", "timeout"):

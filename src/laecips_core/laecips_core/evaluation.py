@@ -20,20 +20,41 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from laecips_core import bags, fusion, imaging, metrics, mining, models, weights
+from laecips_core.adaptation import ContinualTrainer, adapt_batchnorm
+from laecips_core.assisted import AssistedInference
 from laecips_core.data import task_label
 from laecips_core.errors import BagError, ConfigError
-from laecips_core.lvm import DEFAULT_LVM, LVM, build_lvm
+from laecips_core.lvm import DEFAULT_LVM
 from laecips_core.predictor import EdgePredictor, miner_network
 from laecips_core.replay import ReplayBuffer
-from laecips_core.training import ContinualTrainer, TrainerConfig, should_train
+from laecips_core.training import TrainerConfig, resize_images, should_train
 
-METHODS: tuple[str, ...] = ("LAECIPS", "DCSB", "MESS", "SM", "SPP", "EDGE", "CLOUD")
-"""Every method of Table 1, in the paper's order (EDGE and CLOUD are the two extremes)."""
+METHODS: tuple[str, ...] = (
+    "LAECIPS",
+    "LAECIPS-paper",
+    "DCSB",
+    "MESS",
+    "SM",
+    "SPP",
+    "EDGE",
+    "EDGE-TTA",
+    "CLOUD",
+)
+"""Every method of Table 1 in the paper's order (EDGE and CLOUD are the two extremes), plus
+LAECIPS-paper (Algorithm 2 with the paper's Eq. 13 recipe and no gate: the reproduction) and EDGE-TTA
+(f re-estimates its BatchNorm statistics from the stream on the robot: no cloud, no labels)."""
 
-MINER_OF: dict[str, str] = {"LAECIPS": "neural", "DCSB": "neural", "MESS": "mess", "SM": "sm", "SPP": "spp"}
+MINER_OF: dict[str, str] = {
+    "LAECIPS": "neural",
+    "LAECIPS-paper": "neural",
+    "DCSB": "neural",
+    "MESS": "mess",
+    "SM": "sm",
+    "SPP": "spp",
+}
 """Miner (``mining.miner_registry`` key) deciding easy/hard for each mined method."""
 
-UPDATING: frozenset[str] = frozenset({"LAECIPS", "MESS", "SM", "SPP"})
+UPDATING: frozenset[str] = frozenset({"LAECIPS", "LAECIPS-paper", "MESS", "SM", "SPP"})
 """Methods run inside the LAECIPS framework: hard frames go to the replay buffer and f (and h) is
 retrained when Algorithm 2's trigger fires. DCSB uses the same neural miner but never updates."""
 
@@ -52,15 +73,20 @@ LATENCY_FORMULA = (
 
 # --------------------------------------------------------------------------------------- configuration
 
-DEFAULT_TRAINER = TrainerConfig(lr=1e-4, epochs=3, maxsize=20, min_improvement=-1.0)
-"""Continual-training settings of the default evaluation (see docs/evaluation.md "Trainer settings"):
-lr 1e-4 rather than the paper's 1e-3 (measured: one update on 30 fused frames of a drifted task raised
-f's mIoU on the next frames 0.29 -> 0.39 with 1e-4 but only to 0.37 with 1e-3, and 1e-3/3e-4 with
-more epochs overshoot), 3 epochs and maxsize 20 so that updates come several times per task while
-four updating methods fit the 2-core time budget. min_improvement=-1 accepts every finite update, as
-Algorithm 2 does: the trainer's gate compares agreement with F(x) on held-back frames, but F(x) there
-was fused from the OLD f's probabilities, so the old f wins by construction (measured: every update
-was refused, 0.58 -> 0.41, although such updates raise ground-truth mIoU)."""
+DEFAULT_TRAINER = TrainerConfig(lr=1e-4, epochs=3, maxsize=20)
+"""Continual-training settings of the default evaluation (docs/evaluation.md "Trainer settings"): the
+live trainer's recipe and gate (``TrainerConfig`` defaults), lr 1e-4 rather than the paper's 1e-3
+(1e-3 overshoots on small pseudo-labelled buffers), 3 epochs and maxsize 20 so that updates come
+several times per task within the 2-core time budget."""
+
+PAPER_RECIPE: dict[str, Any] = {
+    "recipe": "paper",
+    "min_improvement": -1.0,
+    "min_class_ratio": 0.0,
+    "min_entropy_ratio": 0.0,
+}
+"""TrainerConfig changes of the LAECIPS-paper row: Eq. 13 on the stored F(x), every finite update kept
+(Algorithm 2 as printed has no gate)."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +133,8 @@ class EvalConfig:
         pretrain_max_frames: at most this many labelled frames of that task are used.
         num_classes: M; None takes it from the bag's class list, the weights, or the labels.
         methods: subset of METHODS.
-        lvm, lvm_kwargs: the large vision model (``lvm.build_lvm``); felzenszwalb on the CPU.
+        lvm, lvm_kwargs: the large vision model (``lvm.build_lvm``); "oracle" = upper bound only.
+        fusion_order: Algorithm 1's mask order, as the cloud node's ``fusion_order``.
         cur_budget: target cloud upload rate when delta is chosen per miner.
         latency_budget_s: if set, delta comes from this mean-latency budget via Eq. 10 instead.
         calibrate_on: "calibration" (held-out frames of the pre-training distribution) or "stream"
@@ -151,6 +178,7 @@ class EvalConfig:
     methods: tuple[str, ...] = METHODS
     lvm: str = DEFAULT_LVM
     lvm_kwargs: dict[str, Any] = field(default_factory=dict)
+    fusion_order: str = "area"
     cur_budget: float = 0.35
     latency_budget_s: float | None = None
     calibrate_on: Literal["calibration", "stream"] = "stream"
@@ -426,7 +454,8 @@ class MethodRun:
             for MESS/SM/SPP, h is the trainer's stand-in.
         predictor: the method's own EdgePredictor once it has its own weights (None: uses the shared f0).
         buffer: the replay buffer of an updating method; last_train_time: Algorithm 2's clock (s).
-        target_rate, window: with a tracking delta, the upload rate to keep and the recent confidences.
+        target_rate: with a tracking delta, the upload rate to keep; tracker: the ``mining.TrackingDelta``
+            (its window is reset at every accepted update, so a changed h or f is tracked at once).
         deltas, uploaded, versions, frame_miou, confidence: one entry per stream frame.
         train_events: one dict per trigger (frame index, accepted, report excerpt).
     """
@@ -442,7 +471,7 @@ class MethodRun:
     buffer: ReplayBuffer | None = None
     last_train_time: float | None = None
     target_rate: float | None = None
-    window: deque[float] | None = None
+    tracker: mining.TrackingDelta | None = None
     deltas: list[float] = field(default_factory=list)
     uploaded: list[bool] = field(default_factory=list)
     versions: list[int] = field(default_factory=list)
@@ -451,6 +480,7 @@ class MethodRun:
     latency: list[float] = field(default_factory=list)
     train_events: list[dict[str, Any]] = field(default_factory=list)
     train_s: float = 0.0
+    tta_window: deque[np.ndarray] | None = None
     total: TaskAccumulator = field(default_factory=TaskAccumulator)
     tasks: dict[int, TaskAccumulator] = field(default_factory=dict)
 
@@ -551,7 +581,7 @@ def simulate(
     *,
     methods: Sequence[str] = METHODS,
     deltas: dict[str, float],
-    lvm: LVM,
+    fuser: AssistedInference,
     trainer: TrainerConfig,
     link: LinkModel | None = None,
     explore_rate: float = 0.0,
@@ -579,7 +609,7 @@ def simulate(
         num_classes: M.
         methods: names from METHODS.
         deltas: miner name -> threshold delta (a frame is easy when its confidence > delta).
-        lvm: the large vision model producing class-agnostic masks.
+        fuser: F(x): the LVM producing class-agnostic masks and Algorithm 1 (its mask order).
         trainer: Algorithm 2 / Eq. 13-14 settings.
         link: bandwidth/RTT model (default 4 Mbit/s, 20 ms).
         explore_rate: probability that an easy frame is uploaded anyway by an updating method (the
@@ -622,13 +652,15 @@ def simulate(
             updates=name in UPDATING,
         )
         run = runs[name]
+        if name == "EDGE-TTA":
+            run.tta_window = deque(maxlen=trainer.maxsize + 1)
         if delta_window > 0 and run.miner_name is not None:
             if calibration_conf is None or run.miner_name not in calibration_conf:
                 raise ConfigError("a tracking delta (delta_window > 0) needs the calibration confidences")
             seed_conf = np.asarray(calibration_conf[run.miner_name], dtype=np.float64)
             run.target_rate = float(np.mean(seed_conf <= run.delta))
             # The first N: with calibrate_on="stream" these are the stream's first frames (task 1).
-            run.window = deque(seed_conf[:delta_window].tolist(), maxlen=delta_window)
+            run.tracker = mining.TrackingDelta(run.target_rate, delta_window, seed_conf[:delta_window])
     rng = np.random.default_rng(seed)
     tmp = tempfile.TemporaryDirectory(prefix="laecips-replay-", dir=workdir)
     sums = {"f_s": 0.0, "lvm_s": 0.0, "fusion_s": 0.0, "upload_bytes": 0.0, "download_bytes": 0.0}
@@ -669,8 +701,10 @@ def simulate(
                 miner_s[name] += secs
                 base_rec[f"conf_{name}"].append(base_conf[name])
             jpeg_bytes = len(imaging.encode_jpeg(frame.image, quality=UPLOAD_JPEG_QUALITY))
-            masks, lvm_s = _timed(lvm.generate, frame.image)
-            fused0, fusion_s = _timed(fusion.assisted_inference, base.probs, masks)
+            if fuser.needs_labels and gt is None:
+                raise ConfigError("the oracle LVM needs ground-truth labels on every frame of the stream")
+            masks, lvm_s = _timed(fuser.masks, frame.image, gt)
+            fused0, fusion_s = _timed(fuser.fuse, base.probs, masks)
             down0 = len(imaging.encode_labels(fused0))
             sums["f_s"] += f_s
             sums["lvm_s"] += lvm_s
@@ -688,6 +722,11 @@ def simulate(
                     out, uploaded, edge_out = base.labels, False, base.labels
                     parts = metrics.LatencyParts(f_s, 0.0, 0.0, 0.0)
                     conf_value = math.nan
+                elif run.name == "EDGE-TTA":
+                    out, tta_s = _edge_tta_step(run, frame.image, f0, base, trainer)
+                    uploaded, edge_out = False, out
+                    parts = metrics.LatencyParts(tta_s, 0.0, 0.0, 0.0)
+                    conf_value = math.nan
                 elif run.name == "CLOUD":
                     out, uploaded, edge_out = fused0, True, base.labels
                     parts = metrics.LatencyParts(0.0, up_s, f_s + lvm_s + fusion_s, link.download_s(down0))
@@ -701,16 +740,17 @@ def simulate(
                         res = run.predictor.predict(frame.image)
                         labels, probs, conf_value = res.labels, res.probs, float(res.confidence)
                         own_f_s, h_s = float(res.compute_s), 0.0
-                    if run.window is not None and run.target_rate is not None:
-                        run.delta = mining.threshold_for_cur(np.asarray(run.window), run.target_rate)
-                        run.window.append(conf_value)
-                    hard = conf_value <= run.delta or (run.updates and explore)
+                    if run.tracker is not None:
+                        run.delta = run.tracker.delta
+                        hard = run.tracker.decide(conf_value) or (run.updates and explore)
+                    else:
+                        hard = conf_value <= run.delta or (run.updates and explore)
                     edge_out = labels
                     if hard:
                         if run.predictor is None:
                             out, fus_s, down = fused0, fusion_s, down0
                         else:
-                            out, fus_s = _timed(fusion.assisted_inference, probs, masks)
+                            out, fus_s = _timed(fuser.fuse, probs, masks)
                             down = len(imaging.encode_labels(out))
                         parts = metrics.LatencyParts(
                             own_f_s + h_s, up_s, own_f_s + lvm_s + fus_s, link.download_s(down)
@@ -738,7 +778,7 @@ def simulate(
                     kept.append(Panel(frame.index, frame.task_id, run.name, frame.image, gt, edge_out, out))
                     panel_tasks.add(frame.task_id)
                 if run.updates and uploaded:
-                    _append_and_maybe_train(run, frame, out, f0, h0, num_classes, trainer)
+                    _append_and_maybe_train(run, frame, out, masks, f0, h0, num_classes, trainer)
             bar.set_postfix({k: r.version for k, r in runs.items() if r.updates}, refresh=False)
     finally:
         for run in runs.values():
@@ -775,19 +815,51 @@ def _panel_method(runs: dict[str, MethodRun]) -> str:
     return ""
 
 
+def _edge_tta_step(
+    run: MethodRun, image: np.ndarray, f0: nn.Module, base: Any, trainer: TrainerConfig
+) -> tuple[np.ndarray, float]:
+    """EDGE-TTA for one frame: f's labels; every ``maxsize`` frames its BatchNorm statistics are
+    re-estimated on the last ``maxsize + 1`` frames (``adaptation.adapt_batchnorm``), as on a robot
+    without a cloud. Returns (labels, edge seconds)."""
+    assert run.tta_window is not None
+    run.tta_window.append(resize_images([image], trainer.input_size)[0])
+    if run.predictor is None:
+        labels, secs = base.labels, float(base.compute_s)
+    else:
+        res = run.predictor.predict(image)
+        labels, secs = res.labels, float(res.compute_s)
+    if len(run.tta_window) > trainer.maxsize and len(run.uploaded) % trainer.maxsize == trainer.maxsize - 1:
+        f = copy.deepcopy(run.f if run.f is not None else f0)
+        t0 = time.perf_counter()
+        adapt_batchnorm(f, np.stack(run.tta_window), trainer)
+        run.train_s += time.perf_counter() - t0
+        if run.predictor is None:
+            run.predictor = EdgePredictor(copy.deepcopy(f0), _NoMiner(), version=run.version)
+        run.version = run.predictor.set_weights(f.state_dict(), None)
+        run.f = run.predictor.model
+    return labels, secs
+
+
 def _append_and_maybe_train(
     run: MethodRun,
     frame: StreamFrame,
     fused: np.ndarray,
+    masks: np.ndarray,
     f0: nn.Module,
     h0: nn.Module | None,
     num_classes: int,
     trainer: TrainerConfig,
 ) -> None:
-    """Algorithm 2 after a hard frame: append (x, F(x)); train when the trigger fires; swap on accept."""
+    """Algorithm 2 after a hard frame: append (x, F(x), SAM(x)); train when the trigger fires; swap on
+    accept. LAECIPS-paper trains with ``PAPER_RECIPE``."""
     assert run.buffer is not None
     run.buffer.append(
-        frame.image, fused, timestamp=frame.timestamp, task_id=frame.task_id, model_version=run.version
+        frame.image,
+        fused,
+        timestamp=frame.timestamp,
+        task_id=frame.task_id,
+        model_version=run.version,
+        masks=masks,
     )
     now = frame.timestamp
     if run.last_train_time is None:
@@ -803,7 +875,8 @@ def _append_and_maybe_train(
         h = run.h
     assert h is not None
     samples = run.buffer.samples()
-    result, secs = _timed(ContinualTrainer(trainer).run, f, h, samples, False)
+    cfg = replace(trainer, **PAPER_RECIPE) if run.name == "LAECIPS-paper" else trainer
+    result, secs = _timed(ContinualTrainer(cfg).run, f, h, samples, False)
     run.train_s += secs
     run.buffer.clear([s.id for s in samples])
     run.last_train_time = now
@@ -814,8 +887,8 @@ def _append_and_maybe_train(
             "task_id": frame.task_id,
             "samples": len(samples),
             "accepted": bool(result.accepted),
-            "before_miou": report.get("before", {}).get("miou"),
-            "after_miou": report.get("after", {}).get("miou"),
+            "signal": report.get("signal"),
+            "gate": report.get("gate", {}),
             "reason": report.get("reason", ""),
             "seconds": secs,
         }
@@ -831,6 +904,8 @@ def _append_and_maybe_train(
         run.predictor = EdgePredictor(copy.deepcopy(f0), miner, version=run.version)
     # Swapped between frames, as on the robot: the next frame is the first with the new weights.
     run.version = run.predictor.set_weights(result.f_state, result.h_state if neural else None)
+    if run.tracker is not None:  # the new f and h give new confidences: delta follows them from now on
+        run.tracker.reset()
     run.f = run.predictor.model
     if neural:
         run.h = miner_network(run.predictor.miner)
@@ -1069,7 +1144,7 @@ def choose_deltas(
     start: StartModel,
     stream: StreamSource,
     miners: Sequence[str],
-    lvm: LVM,
+    fuser: AssistedInference,
 ) -> tuple[dict[str, float], dict[str, Any], dict[str, np.ndarray]]:
     """delta per miner, so that every method is compared at the same budget (section "Threshold selection").
 
@@ -1100,7 +1175,7 @@ def choose_deltas(
     info["frames"] = int(len(next(iter(conf.values())))) if conf else 0
     link = cfg.link
     if cfg.latency_budget_s is not None:
-        d1, d0 = _calibration_delays(start, start.calibration or [], lvm, link)
+        d1, d0 = _calibration_delays(start, start.calibration or [], fuser, link)
         info.update({"latency_budget_s": cfg.latency_budget_s, "d_edge_s": d1, "d_cloud_s": d0})
         deltas = {
             m: float(mining.threshold_for_latency(conf[m], d1, d0, cfg.latency_budget_s)) for m in miners
@@ -1115,7 +1190,7 @@ def choose_deltas(
 
 
 def _calibration_delays(
-    start: StartModel, frames: Sequence[StreamFrame], lvm: LVM, link: LinkModel
+    start: StartModel, frames: Sequence[StreamFrame], fuser: AssistedInference, link: LinkModel
 ) -> tuple[float, float]:
     """Mean measured delay d1 of an edge frame (f) and d0 of an uploaded one (f, upload, cloud f + LVM +
     fusion, download) on the calibration frames, seconds (Eq. 9/10)."""
@@ -1125,8 +1200,8 @@ def _calibration_delays(
     d1, d0 = [], []
     for frame in frames:
         res = predictor.predict(frame.image)
-        masks, lvm_s = _timed(lvm.generate, frame.image)
-        fused, fusion_s = _timed(fusion.assisted_inference, res.probs, masks)
+        masks, lvm_s = _timed(fuser.masks, frame.image, frame.labels)
+        fused, fusion_s = _timed(fuser.fuse, res.probs, masks)
         jpeg = len(imaging.encode_jpeg(frame.image, quality=UPLOAD_JPEG_QUALITY))
         d1.append(res.compute_s)
         d0.append(
@@ -1219,9 +1294,9 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     source = bag_source(cfg) if cfg.bag is not None else benchmark_source(cfg)
     start, stream = prepare_start_model(cfg, source)
-    lvm = build_lvm(cfg.lvm, **cfg.lvm_kwargs)
+    fuser = AssistedInference.build(cfg.lvm, cfg.lvm_kwargs, order=cast(fusion.MaskOrder, cfg.fusion_order))
     miners = [m for m in SWEEP_MINERS if m != "neural" or start.h is not None]
-    deltas, threshold_info, calibration_conf = choose_deltas(cfg, start, stream, miners, lvm)
+    deltas, threshold_info, calibration_conf = choose_deltas(cfg, start, stream, miners, fuser)
     trainer = replace(
         cfg.trainer, input_size=working_size(*_first_frame_size(stream), max_pixels=cfg.train_max_pixels)
     )
@@ -1233,7 +1308,7 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
         start.num_classes,
         methods=cfg.methods,
         deltas=deltas,
-        lvm=lvm,
+        fuser=fuser,
         trainer=trainer,
         link=cfg.link,
         explore_rate=cfg.explore_rate,
@@ -1379,6 +1454,29 @@ def check_targets(methods: dict[str, Any], curves: dict[str, Any]) -> dict[str, 
         checks[key] = {"value": value, "goal": goal, "met": None if value is None else bool(ok(value))}
 
     lae, edge, dcsb, cloud = (get(n, "miou") for n in ("LAECIPS", "EDGE", "DCSB", "CLOUD"))
+    tta = get("EDGE-TTA", "miou")
+    add(
+        "laecips_minus_edge_tta_points",
+        None if lae is None or tta is None else 100 * (lae - tta),
+        lambda v: v >= 2,
+        ">= +2",
+    )
+    for name in ("MESS", "SM", "SPP"):
+        other = get(name, "miou")
+        add(
+            f"laecips_minus_{name.lower()}_points",
+            None if lae is None or other is None else 100 * (lae - other),
+            lambda v: v > 0,
+            "> 0",
+        )
+    lae_tasks = {t["task_id"]: t for t in methods.get("LAECIPS", {}).get("tasks", [])}
+    dcsb_tasks = {t["task_id"]: t for t in methods.get("DCSB", {}).get("tasks", [])}
+    gaps = [
+        100 * (lae_tasks[t]["miou"] - dcsb_tasks[t]["miou"])
+        for t in lae_tasks
+        if t in dcsb_tasks and lae_tasks[t].get("miou") is not None and dcsb_tasks[t].get("miou") is not None
+    ]
+    add("laecips_minus_dcsb_worst_task_points", min(gaps) if gaps else None, lambda v: v >= -2, ">= -2")
     add(
         "laecips_minus_edge_points",
         None if lae is None or edge is None else 100 * (lae - edge),

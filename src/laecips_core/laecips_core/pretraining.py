@@ -23,12 +23,12 @@ from tqdm.auto import tqdm
 
 import laecips_core
 from laecips_core import data as bench
+from laecips_core.assisted import AssistedInference
 from laecips_core.errors import ConfigError, WeightsError
-from laecips_core.fusion import assisted_inference
-from laecips_core.lvm import LVM, build_lvm
+from laecips_core.lvm import DEFAULT_LVM
 from laecips_core.metrics import auroc, frame_miou
 from laecips_core.mining import MinerNet, hard_label
-from laecips_core.models import build_edge_model
+from laecips_core.models import DEFAULT_EDGE_MODEL, build_edge_model
 from laecips_core.training import (
     FrozenLogits,
     TrainerConfig,
@@ -65,9 +65,10 @@ class PretrainConfig:
     Attributes:
         num_classes: M.
         edge_model: Registry key of f (``laecips_core.models.edge_model_registry``).
-        pretrained_backbone: Load shipped ImageNet backbone weights where the model has any.
+        pretrained_backbone: Load the shipped ImageNet backbone weights (a model without any refuses;
+            the card's ``backbone_weights`` says what was loaded).
         epochs: Epochs of f on the ground-truth labels.
-        lr: Adam learning rate of f.
+        lr: Adam learning rate of f (1e-3: the ImageNet backbone is fine-tuned, not trained anew).
         batch_size: Frames per step (f and h).
         input_size: Training resolution (H, W); also the resolution at which LVM masks and the fused
             labels F(x) of the miner's hard/easy labels are computed.
@@ -75,13 +76,14 @@ class PretrainConfig:
         val_fraction: Most recent share of the frames held out to measure f (never trained on).
         miner_fraction: Share of the frames kept from f's training and used only to label and train h:
             on frames f was trained on it is over-confident, so the hard/easy labels there would not
-            resemble deployment.
+            resemble deployment. The default (half of 256 frames) gives h 128 frames while f keeps 96:
+            with an LVM that helps on most frames, EASY frames are rare and h needs many frames.
         miner_epochs: Epochs of h. h (ResNet18, 11M parameters) memorises the few miner frames quickly:
             on the "default" f, 100 frames, 20 epochs gave held-out AUROC 0.51 and 8 epochs 0.58.
         miner_lr: Adam learning rate of h.
         miner_in_size: (H, W) that ``MinerNet`` resizes f's logits to.
         hard_margin: A frame is HARD when frame mIoU(F(x)) - frame mIoU(f(x)) >= this (paper: 0.1).
-        lvm: Registry key of the LVM that makes SAM(x) for the fused labels ("felzenszwalb" on CPU).
+        lvm: Registry key of the LVM that makes SAM(x) for the fused labels (the CPU default).
         lvm_kwargs: Keyword arguments of the LVM builder, as (name, value) pairs.
         seed: Seed of f's and h's initialisation and of the shuffling.
         num_threads: torch CPU threads; None keeps the process setting.
@@ -89,20 +91,20 @@ class PretrainConfig:
     """
 
     num_classes: int
-    edge_model: str = "lraspp_mobilenetv3"
+    edge_model: str = DEFAULT_EDGE_MODEL
     pretrained_backbone: bool = True
     epochs: int = 20
-    lr: float = 3e-3
+    lr: float = 1e-3
     batch_size: int = 8
     input_size: tuple[int, int] = (240, 320)
-    frames: int = 160
-    val_fraction: float = 0.2
-    miner_fraction: float = 0.3
+    frames: int = 256
+    val_fraction: float = 0.125
+    miner_fraction: float = 0.5
     miner_epochs: int = 8
     miner_lr: float = 1e-3
     miner_in_size: tuple[int, int] = (64, 64)
     hard_margin: float = 0.1
-    lvm: str = "felzenszwalb"
+    lvm: str = DEFAULT_LVM
     lvm_kwargs: tuple[tuple[str, Any], ...] = ()
     seed: int = 0
     num_threads: int | None = None
@@ -220,7 +222,11 @@ def pretrain_edge(
 
 
 def hard_labels(
-    f: nn.Module, frames: Sequence[LabelledFrame], lvm: LVM, cfg: PretrainConfig, progress: bool = True
+    f: nn.Module,
+    frames: Sequence[LabelledFrame],
+    fuser: AssistedInference,
+    cfg: PretrainConfig,
+    progress: bool = True,
 ) -> tuple[FrozenLogits, MinerPretrainStats]:
     """Label frames HARD/EASY as the paper does: mIoU(F(x)) - mIoU(f(x)) >= hard_margin.
 
@@ -242,7 +248,7 @@ def hard_labels(
         probs = torch.softmax(logits, dim=1).cpu().numpy()
         for i, p in zip(range(*sl.indices(n)), probs):
             edge = p.argmax(0)
-            fused = assisted_inference(p, lvm.generate(rgb[i]))
+            fused = fuser(rgb[i], p, gt[i]).labels
             miou_edge[i] = frame_miou(edge, gt[i], cfg.num_classes)
             miou_fused[i] = frame_miou(np.asarray(fused), gt[i], cfg.num_classes)
             bar.update(1)
@@ -266,7 +272,11 @@ def hard_labels(
 
 
 def pretrain_miner(
-    f: nn.Module, frames: Sequence[LabelledFrame], lvm: LVM, cfg: PretrainConfig, progress: bool = True
+    f: nn.Module,
+    frames: Sequence[LabelledFrame],
+    fuser: AssistedInference,
+    cfg: PretrainConfig,
+    progress: bool = True,
 ) -> tuple[nn.Module, MinerPretrainStats]:
     """Train the miner h on f's logits with the paper's pre-training labels (BCE: 0 HARD, 1 EASY).
 
@@ -276,7 +286,7 @@ def pretrain_miner(
     Args:
         f: Pre-trained edge model (frozen, unchanged).
         frames: Labelled frames f was NOT trained on.
-        lvm: Mask generator for F(x).
+        fuser: F(x) (LVM + Algorithm 1), as the cloud builds it.
         cfg: Recipe (miner_epochs, miner_lr, miner_in_size, hard_margin, input_size, seed).
         progress: Show tqdm bars.
 
@@ -287,7 +297,7 @@ def pretrain_miner(
         raise ConfigError("pretrain_miner needs at least one labelled frame that f was not trained on")
     tcfg = cfg.trainer(cfg.miner_lr, cfg.miner_epochs)
     with torch_threads(cfg.num_threads):
-        source, stats = hard_labels(f, frames, lvm, cfg, progress)
+        source, stats = hard_labels(f, frames, fuser, cfg, progress)
     target = torch.from_numpy((~stats.hard).astype(np.float32))  # 1 = easy (confident), 0 = hard
     n_easy = float(target.sum())
     n_hard = float(len(target) - n_easy)
@@ -308,9 +318,9 @@ def pretrain_miner(
 
 
 def _miner_quality(
-    f: nn.Module, h: nn.Module, frames: Sequence[LabelledFrame], lvm: LVM, cfg: PretrainConfig
+    f: nn.Module, h: nn.Module, frames: Sequence[LabelledFrame], fuser: AssistedInference, cfg: PretrainConfig
 ) -> dict[str, Any]:
-    source, stats = hard_labels(f, frames, lvm, cfg, progress=False)
+    source, stats = hard_labels(f, frames, fuser, cfg, progress=False)
     h.eval()
     with torch.inference_mode():
         conf = np.concatenate(
@@ -398,8 +408,8 @@ def pretrain(
     with torch_threads(cfg.num_threads):
         f, loss_f = pretrain_edge(f_frames, cfg, progress)
         seconds_f = time.perf_counter() - t0
-        lvm = build_lvm(cfg.lvm, **dict(cfg.lvm_kwargs))
-        h, stats = pretrain_miner(f, miner_frames, lvm, cfg, progress)
+        fuser = AssistedInference.build(cfg.lvm, dict(cfg.lvm_kwargs))
+        h, stats = pretrain_miner(f, miner_frames, fuser, cfg, progress)
         seconds_h = time.perf_counter() - t0 - seconds_f
         metrics: dict[str, Any] = {
             "loss_f": loss_f,
@@ -410,7 +420,7 @@ def pretrain(
                 f, [x.image for x in val_frames], [x.labels for x in val_frames], eval_cfg
             ),
             "miner_train": stats.summary,
-            "miner_val": _miner_quality(f, h, val_frames, lvm, cfg),
+            "miner_val": _miner_quality(f, h, val_frames, fuser, cfg),
             "n_frames": {"f": len(f_frames), "miner": len(miner_frames), "val": len(val_frames)},
         }
         by_task: dict[int, list[LabelledFrame]] = {}
@@ -431,6 +441,7 @@ def pretrain(
         "input_size": json.dumps(list(cfg.input_size)),
         "source": "pretrain",
         "recipe_version": str(RECIPE_VERSION),
+        "backbone_weights": str(getattr(f, "backbone_weights", "")),
     }
     sha = save_bundle(bundle_path, f, h, metadata)
     seconds = time.perf_counter() - t0
@@ -497,6 +508,7 @@ def get_profile(name: str) -> Profile:
         cfg = PretrainConfig(
             num_classes=num_classes,
             edge_model="tiny_fcn",
+            pretrained_backbone=False,
             epochs=20,
             lr=1e-2,
             input_size=(120, 160),
@@ -506,17 +518,44 @@ def get_profile(name: str) -> Profile:
         )
         return Profile("test", cfg, {**_PRETRAIN_STREAM, "width": 160, "height": 120}, 0)
     if canonical == "default":
-        cfg = PretrainConfig(num_classes=num_classes, edge_model="lraspp_mobilenetv3")
+        cfg = PretrainConfig(num_classes=num_classes)
         return Profile("default", cfg, {**_PRETRAIN_STREAM, "width": 320, "height": 240}, 8)
     raise ConfigError(f"unknown pre-training profile {name!r}; choose one of {PROFILES}")
 
 
+TRAINING_CODE_MODULES: tuple[str, ...] = (
+    "assisted",
+    "data",
+    "fusion",
+    "lvm",
+    "metrics",
+    "mining",
+    "models",
+    "pretraining",
+    "training",
+)
+"""laecips_core modules whose source determines pre-trained weights (part of the cache key)."""
+
+
+def code_fingerprint() -> str:
+    """Hex SHA-256 over the source of ``TRAINING_CODE_MODULES``: any edit to the code that trains changes
+    the cache key, so a cached bundle never outlives the code that made it."""
+    digest = hashlib.sha256()
+    pkg = Path(laecips_core.__file__).parent
+    for name in TRAINING_CODE_MODULES:
+        path = pkg / f"{name}.py"
+        digest.update(name.encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"<missing>")
+    return digest.hexdigest()
+
+
 def profile_key(prof: Profile) -> str:
-    """Hex SHA-256 over everything that determines a profile's weights (recipe, data, code version)."""
+    """Hex SHA-256 over everything that determines a profile's weights (recipe, data, code source)."""
     recipe = prof.pretrain.to_json()
     recipe.pop("num_threads")  # how fast, not what: the same weights up to float rounding
     payload = {
         "recipe_version": RECIPE_VERSION,
+        "code": code_fingerprint(),
         "pretrain": recipe,
         "benchmark": prof.benchmark,
         "eval_frames_per_task": prof.eval_frames_per_task,
@@ -677,5 +716,6 @@ def pretrain_models(
     n_miner = min(len(frames) - 1, max(1, round(len(frames) * cfg.miner_fraction)))
     with torch_threads(cfg.num_threads):
         f, _ = pretrain_edge(frames[:-n_miner], cfg, progress)
-        h, _ = pretrain_miner(f, frames[-n_miner:], build_lvm(cfg.lvm, **dict(cfg.lvm_kwargs)), cfg, progress)
+        fuser = AssistedInference.build(cfg.lvm, dict(cfg.lvm_kwargs))
+        h, _ = pretrain_miner(f, frames[-n_miner:], fuser, cfg, progress)
     return f, h

@@ -1,4 +1,4 @@
-"""Replay buffer of Algorithm 2: hard frames and their fused labels F(x), durable in sqlite (WAL)."""
+"""Replay buffer of Algorithm 2: hard frames, their fused labels F(x) and SAM(x) masks, durable in sqlite."""
 
 from __future__ import annotations
 
@@ -16,8 +16,11 @@ import zstandard
 
 from laecips_core.errors import ConfigError, ReplayError
 
-SCHEMA_VERSION = 1
-"""Stored in ``PRAGMA user_version``; a file with another version is refused."""
+SCHEMA_VERSION = 2
+"""Stored in ``PRAGMA user_version``; version 1 files (no masks) are upgraded in place, others refused."""
+
+MAX_MASKS = 4096
+"""Most SAM(x) masks stored with one sample (a guard against corrupt or hostile input)."""
 
 LABEL_DTYPES: tuple[str, ...] = ("uint8", "uint16", "int32")
 """Label map dtypes stored as they are (design.md: uint8, or uint16/int32 when M > 255)."""
@@ -41,10 +44,17 @@ CREATE TABLE IF NOT EXISTS samples (
     labels_dtype TEXT NOT NULL,
     labels BLOB NOT NULL,
     labels_crc INTEGER NOT NULL,
-    summary BLOB
+    summary BLOB,
+    masks_count INTEGER NOT NULL DEFAULT 0,
+    masks BLOB
 );
 CREATE INDEX IF NOT EXISTS samples_robot ON samples (robot_id, id);
 """
+
+_UPGRADE_1_TO_2 = (
+    "ALTER TABLE samples ADD COLUMN masks_count INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE samples ADD COLUMN masks BLOB",
+)
 
 
 class ReplaySample(NamedTuple):
@@ -59,6 +69,8 @@ class ReplaySample(NamedTuple):
         task_id: Task (drift phase) of the frame, -1 when unknown.
         robot_id: Robot that uploaded the frame ("" when unknown).
         model_version: Version of f that produced the edge result, -1 when unknown.
+        masks: (K, H, W) bool masks SAM(x) that F(x) was fused from, or None when not stored; the
+            trainer re-fuses them with the adapted f (``laecips_core.recipes``).
     """
 
     id: int
@@ -69,6 +81,7 @@ class ReplaySample(NamedTuple):
     task_id: int
     robot_id: str
     model_version: int
+    masks: np.ndarray | None = None
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
@@ -100,6 +113,17 @@ def _check_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     # Other integer dtypes (e.g. int64 from argmax) are stored compactly, value-preserving.
     target = np.uint8 if hi <= 255 else np.uint16 if hi <= 65535 else np.int32
     return np.ascontiguousarray(labels.astype(target))
+
+
+def _check_masks(masks: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
+    if masks is None:
+        return None
+    if not isinstance(masks, np.ndarray) or masks.ndim != 3 or masks.shape[1:] != shape:
+        got = getattr(masks, "shape", type(masks).__name__)
+        raise ReplayError(f"masks must be (K, H, W) with (H, W) = {shape}, got {got}")
+    if len(masks) > MAX_MASKS:
+        raise ReplayError(f"{len(masks)} masks exceed the replay limit of {MAX_MASKS}")
+    return masks.astype(bool, copy=False)
 
 
 def _check_summary(summary: np.ndarray | None) -> np.ndarray | None:
@@ -164,12 +188,15 @@ class ReplayBuffer:
                 raise ReplayError(f"{self.path}: sqlite refused WAL mode ({mode}); use a local filesystem")
             conn.execute("PRAGMA synchronous = FULL")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
+            if version not in (0, 1, SCHEMA_VERSION):
                 raise ReplayError(
                     f"{self.path} has replay schema {version}, this code reads {SCHEMA_VERSION}; "
                     "use a new file or the matching laecips_core version"
                 )
             conn.execute("BEGIN IMMEDIATE")
+            if version == 1:
+                for stmt in _UPGRADE_1_TO_2:
+                    conn.execute(stmt)
             for stmt in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                 conn.execute(stmt)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -212,8 +239,9 @@ class ReplayBuffer:
         task_id: int = -1,
         robot_id: str = "",
         model_version: int = -1,
+        masks: np.ndarray | None = None,
     ) -> int:
-        """Store one hard input x and its fused label F(x); durable when this returns.
+        """Store one hard input x, its fused label F(x) and SAM(x); durable when this returns.
 
         Args:
             image: (H, W, 3) uint8 RGB frame.
@@ -224,6 +252,7 @@ class ReplayBuffer:
             task_id: Drift task of the frame (-1 unknown).
             robot_id: Uploading robot ("" unknown).
             model_version: Version of f on the robot (-1 unknown).
+            masks: (K, H, W) bool masks SAM(x) that F(x) was fused from (bit-packed + zstd), or None.
 
         Returns:
             The new sample's id.
@@ -234,6 +263,7 @@ class ReplayBuffer:
         image = _check_image(image)
         labels = _check_labels(labels, image.shape[:2])
         summary = _check_summary(logits_summary)
+        mask_stack = _check_masks(masks, image.shape[:2])
         ts = time.time() if timestamp is None else float(timestamp)
         if not np.isfinite(ts):
             raise ReplayError(f"timestamp must be a finite number of seconds, got {timestamp!r}")
@@ -254,6 +284,8 @@ class ReplayBuffer:
             self._zc.compress(lab_raw),
             zlib.crc32(lab_raw),
             None if summary is None else summary.tobytes(),
+            0 if mask_stack is None else len(mask_stack),
+            None if mask_stack is None else self._zc.compress(np.packbits(mask_stack).tobytes()),
         )
         with self._lock:
             conn = self._db()
@@ -262,8 +294,8 @@ class ReplayBuffer:
                 try:
                     cur = conn.execute(
                         "INSERT INTO samples (timestamp, task_id, robot_id, model_version, height, width, "
-                        "image, image_crc, labels_dtype, labels, labels_crc, summary) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "image, image_crc, labels_dtype, labels, labels_crc, summary, masks_count, masks) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         row,
                     )
                     new_id = int(cur.lastrowid or 0)
@@ -346,7 +378,7 @@ class ReplayBuffer:
             raise ReplayError(f"limit must be None or >= 0, got {limit!r}")
         sql = (
             "SELECT id, timestamp, task_id, robot_id, model_version, height, width, image, image_crc, "
-            "labels_dtype, labels, labels_crc, summary FROM samples"
+            "labels_dtype, labels, labels_crc, summary, masks_count, masks FROM samples"
         )
         params: tuple[object, ...] = ()
         if robot_id is not None:
@@ -367,7 +399,10 @@ class ReplayBuffer:
                 raise ReplayError(f"cannot read {self.path}: {err}") from err
 
     def _decode(self, row: tuple[Any, ...]) -> ReplaySample:
-        (sid, ts, task_id, robot_id, version, h, w, img_z, img_crc, lab_dtype, lab_z, lab_crc, summ) = row
+        (sid, ts, task_id, robot_id, version, h, w, img_z, img_crc, lab_dtype, lab_z, lab_crc, summ) = row[
+            :13
+        ]
+        n_masks, masks_z = row[13:15]
         if lab_dtype not in LABEL_DTYPES or not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE):
             raise ReplayError(f"sample {sid} in {self.path} has a corrupt header; clear it (clear([{sid}]))")
         dtype = np.dtype(lab_dtype)
@@ -388,6 +423,19 @@ class ReplayBuffer:
         image = np.frombuffer(img_raw, dtype=np.uint8).reshape(h, w, 3).copy()
         labels = np.frombuffer(lab_raw, dtype=dtype).reshape(h, w).copy()
         summary = None if summ is None else np.frombuffer(summ, dtype=np.float32).copy()
+        masks = None
+        if masks_z is not None:
+            if not 0 <= int(n_masks) <= MAX_MASKS:
+                raise ReplayError(f"sample {sid} in {self.path} has a corrupt mask count; clear it")
+            bits = int(n_masks) * h * w
+            try:
+                packed = self._zd.decompress(masks_z, max_output_size=(bits + 7) // 8)
+            except zstandard.ZstdError as err:
+                raise ReplayError(f"sample {sid} in {self.path}: masks do not decompress: {err}") from err
+            if len(packed) != (bits + 7) // 8:
+                raise ReplayError(f"sample {sid} in {self.path}: masks have the wrong size; clear it")
+            unpacked = np.unpackbits(np.frombuffer(packed, dtype=np.uint8), count=bits)
+            masks = unpacked.astype(bool).reshape(int(n_masks), h, w)
         return ReplaySample(
-            int(sid), image, labels, summary, float(ts), int(task_id), str(robot_id), int(version)
+            int(sid), image, labels, summary, float(ts), int(task_id), str(robot_id), int(version), masks
         )

@@ -26,6 +26,7 @@ import zenoh
 from laecips_core import transport
 from laecips_core.cloud_service import Logger
 from laecips_core.errors import ConfigError, LaecipsError, WeightsError
+from laecips_core.models import DEFAULT_EDGE_MODEL
 from laecips_core.params import (
     ZENOH_PARAMS,
     ParamSpec,
@@ -50,6 +51,10 @@ DEFAULT_KEY_NAME = "trainer"
 """<weights_dir>/keys/trainer.key (and .pub) are created when signing_key is ''."""
 
 
+_DEFAULTS = TrainerConfig()
+"""One source of the training defaults: the trainer node, the evaluation and the demo share them."""
+
+
 @dataclass(frozen=True)
 class TrainerNodeConfig(ZenohFields):
     """Frozen parameters of the trainer node (one field per ROS parameter).
@@ -69,14 +74,19 @@ class TrainerNodeConfig(ZenohFields):
             <weights_dir>/keys/trainer.key,
             created on first start; give the edges <weights_dir>/keys/trainer.pub).
         signer: Name of the key carried in the announcements.
-        lr: Learning rate eta (Eq. 13, 14).
+        lr: Learning rate eta (Eq. 13, 14); defaults of this and the next fields are TrainerConfig's,
+            the same the evaluation and the demo use.
         epochs: Epochs per update.
         batch_size: Frames per step.
         beta: Weight of -log h in Eq. 14.
+        recipe: Update recipe of f (``laecips_core.training.RECIPES``; "paper" = Eq. 13 as printed).
+        gate: Label-free acceptance signal (``laecips_core.training.GATES``).
+        validation_bag: Optional small labelled rosbag2 (images + labels topics of
+            ``laecips_core.bags.DEFAULT_TOPICS``); when given, updates are gated on its ground truth.
         maxsize: Train when a buffer holds more than this many samples (Algorithm 2).
         maxtime_s: ... or when this long passed since the last training and the buffer is not empty.
         holdout_fraction: Share of the newest samples held back to gate the update.
-        min_improvement: Held-back mIoU gain an update needs to be published.
+        min_improvement: Gate signal an update needs to be published (see adaptation.gate_update).
         input_height: Training height (pixels).
         input_width: Training width (pixels).
         seed: Seed of the training run.
@@ -93,18 +103,21 @@ class TrainerNodeConfig(ZenohFields):
     robot_ids: tuple[str, ...] = ("robot1",)
     replay_dir: str = "runs/cloud/replay"
     weights_dir: str = "runs/cloud/weights"
-    edge_model_name: str = "lraspp_mobilenetv3"
+    edge_model_name: str = DEFAULT_EDGE_MODEL
     edge_model_path: str = ""
     signing_key: str = ""
     signer: str = "laecips-trainer"
-    lr: float = 1e-3
-    epochs: int = 5
-    batch_size: int = 8
-    beta: float = 0.5
+    lr: float = _DEFAULTS.lr
+    epochs: int = _DEFAULTS.epochs
+    batch_size: int = _DEFAULTS.batch_size
+    beta: float = _DEFAULTS.beta
+    recipe: str = _DEFAULTS.recipe
+    gate: str = _DEFAULTS.gate
+    validation_bag: str = ""
     maxsize: int = 100
     maxtime_s: float = 600.0
-    holdout_fraction: float = 0.2
-    min_improvement: float = 0.0
+    holdout_fraction: float = _DEFAULTS.holdout_fraction
+    min_improvement: float = _DEFAULTS.min_improvement
     input_height: int = 240
     input_width: int = 320
     seed: int = 0
@@ -124,6 +137,8 @@ class TrainerNodeConfig(ZenohFields):
             epochs=self.epochs,
             batch_size=self.batch_size,
             beta=self.beta,
+            recipe=self.recipe,
+            gate=self.gate,
             maxsize=self.maxsize,
             maxtime_s=self.maxtime_s,
             holdout_fraction=self.holdout_fraction,
@@ -166,6 +181,14 @@ TRAINER_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("epochs", "epochs", "epochs per update", 1, 10000, True),
     ParamSpec("batch_size", "batch_size", "frames per optimiser step", 1, 4096, True),
     ParamSpec("beta", "beta", "weight of -log h in Eq. 14", 1e-6, 1e6, True),
+    ParamSpec("recipe", "recipe", "update recipe of f: paper, bn, refuse, ema or rehearsal", mutable=True),
+    ParamSpec("gate", "gate", "label-free gate signal: consistency, old_fused or new_fused", mutable=True),
+    ParamSpec(
+        "validation_bag",
+        "validation_bag",
+        "labelled rosbag2 to gate updates on ('' = label-free)",
+        mutable=True,
+    ),
     ParamSpec("maxsize", "maxsize", "train when the buffer holds more samples than this", 1, 10**7, True),
     ParamSpec(
         "maxtime_s", "maxtime_s", "or when this long passed since the last training (s)", 1.0, 1e9, True
@@ -173,7 +196,7 @@ TRAINER_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "holdout_fraction", "holdout_fraction", "newest share held back to gate updates", 0.01, 0.99, True
     ),
-    ParamSpec("min_improvement", "min_improvement", "held-back mIoU gain needed to publish", -1.0, 1.0, True),
+    ParamSpec("min_improvement", "min_improvement", "gate signal needed to publish", -1.0, 1.0, True),
     ParamSpec("input_height", "input_height", "training height (pixels)", 8, 4096, True),
     ParamSpec("input_width", "input_width", "training width (pixels)", 8, 4096, True),
     ParamSpec("seed", "seed", "seed of each training run", 0, 2**31 - 1, True),
@@ -345,6 +368,8 @@ class TrainerService:
                 "epochs": trainer.epochs,
                 "batch_size": trainer.batch_size,
                 "beta": trainer.beta,
+                "recipe": trainer.recipe,
+                "gate": trainer.gate,
                 "maxsize": trainer.maxsize,
                 "maxtime_s": trainer.maxtime_s,
                 "holdout_fraction": trainer.holdout_fraction,
@@ -354,6 +379,7 @@ class TrainerService:
                 "num_threads": trainer.num_threads,
             },
             max_samples=cfg.max_samples,
+            validation_bag=cfg.validation_bag,
             progress_path=str(folder / "progress.json"),
         )
         (folder / "spec.json").write_text(spec.to_json(), encoding="utf-8")
@@ -426,18 +452,20 @@ class TrainerService:
             raise WeightsError(
                 f"bundle is {bundle.model_name!r}, edge_model.name is {self.cfg.edge_model_name!r}"
             )
-        announcement = transport.ModelAnnouncement(
+        unsigned = transport.ModelAnnouncement(
             version=version,
             sha256=digest,
             uri="",
             signer=self.cfg.signer,
-            signature=sign_digest(self.key_path, digest),
+            signature="",
             model_name=bundle.model_name,
             num_classes=bundle.num_classes,
             stamp=time.time(),
         )
-        # sidecar next to the stored bundle, the edge's convention: operators can copy both for rollbacks
-        write_signature(state.store.path(version), announcement.signature)
+        # the signature covers every field of the announcement and the robot (not only the sha256)
+        announcement = transport.sign_announcement(unsigned, robot, self.key_path)
+        # sidecar next to the stored bundle (its sha256, signed): operators can copy both for rollbacks
+        write_signature(state.store.path(version), sign_digest(self.key_path, digest))
         publication = transport.publish_model(self.session, robot, version, data, announcement)
         state.publications.append(publication)
         while len(state.publications) > self.cfg.serve_versions:

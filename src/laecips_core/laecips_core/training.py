@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import math
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,8 +25,21 @@ from laecips_core.weights import atomic_write_bytes
 IGNORE_INDEX = 255
 """Label value excluded from the loss and the metrics (design.md)."""
 
-GATE_METRICS: tuple[str, ...] = ("frame_miou", "miou", "pixel_acc")
-"""Agreement measures ``ContinualTrainer`` can gate on (keys of ``evaluate_agreement``)."""
+RECIPES: tuple[str, ...] = ("paper", "bn", "refuse", "ema", "rehearsal")
+"""Update recipes of f (``TrainerConfig.recipe``, implemented in ``laecips_core.adaptation``):
+
+- "paper": Eq. 13 on the stored F(x) (fused from the old f), BatchNorm in train mode (reproduction).
+- "bn": BatchNorm statistics re-estimated on the buffer's frames; no weight changes.
+- "refuse": "bn", then F(x) re-fused with the adapted f, then Eq. 13 on it with the BatchNorm
+  statistics frozen at the target's.
+- "ema": "refuse" with a mean (EMA) teacher that re-fuses F(x) every epoch and a per-pixel confidence
+  filter (pixels whose mask share is below ``confidence_threshold`` are ignored).
+- "rehearsal": "ema" plus source frames with ground truth (f's pre-training frames) in every batch;
+  BatchNorm stays frozen at the target statistics, so the source frames never enter them.
+"""
+
+GATES: tuple[str, ...] = ("consistency", "old_fused", "new_fused")
+"""Label-free acceptance signals (``TrainerConfig.gate``); see ``adaptation.gate_update``."""
 
 _MINER_CACHE_BYTES = 512 * 1024**2
 """Above this size f's logits are recomputed per batch in Eq. 14 instead of being cached (float16)."""
@@ -39,10 +50,10 @@ class TrainerConfig:
     """Settings of the cloud-side continual update (Algorithm 2, Eq. 13, Eq. 14).
 
     Attributes:
-        lr: Learning rate eta of Eq. 13 and Eq. 14 (the paper uses 0.001).
-        epochs: Passes over the replay buffer per update. The paper uses 50 on two RTX 3090; 5 keeps an
-            update of LRASPP-MobileNetV3 on 100 frames at 240x320 to ~1 CPU-minute (measured: 56 s
-            CPU on one thread for f and h); raise it on a GPU.
+        lr: Learning rate eta of Eq. 13 and Eq. 14. The paper uses 0.001 for 50 epochs on GPUs; on
+            small pseudo-labelled buffers 1e-3 overshoots (docs/evaluation.md): 1e-4 is the default of
+            the live trainer, the evaluation and the demo alike.
+        epochs: Passes over the replay buffer per update (3: about a CPU-minute for 100 frames).
         batch_size: Frames per optimiser step.
         beta: Weight of the -log h term of Eq. 11/14. The optimum of Eq. 14 is h = min(1, beta / l) with
             l the per-image cross-entropy (nats/pixel) of f against F(x), so beta is the loss up to
@@ -54,34 +65,48 @@ class TrainerConfig:
         maxsize: Algorithm 2 trains when the replay buffer holds more than this many samples.
         maxtime_s: ... or when this many seconds passed since the last training (buffer not empty).
         holdout_fraction: Share of the buffer (the most recent frames) held back to gate the update.
-        min_improvement: The new f is accepted only if its held-back ``gate_metric`` against F(x) is at
-            least the old one plus this (0.0: refuse anything worse, accept equal).
-        gate_metric: Agreement measure of the gate (``evaluate_agreement`` keys): "frame_miou" (mean
-            per-frame mIoU, the paper's Eq. 25 metric), "miou" (dataset-level) or "pixel_acc". Measured
-            on a drifted task (80 replay frames, F(x) from the Felzenszwalb LVM): an update raised the
-            ground-truth frame mIoU 0.287 -> 0.302 while the held-back dataset mIoU vs F(x) fell
-            0.464 -> 0.406 (a rare class absorbed), so the dataset-level gate refused a useful update.
+        min_improvement: The candidate f' replaces f only when the gate's signal is at least this
+            (0.0: refuse anything the gate sees as worse; see ``adaptation.gate_update``).
         input_size: Training resolution (H, W); images are resized bilinearly, labels by nearest pixel.
         seed: Seed of the shuffling and of torch's RNG during an update (deterministic runs).
         num_threads: torch CPU threads during training; None keeps the process setting.
         device: torch device string ("cpu", "cuda", "cuda:1").
         optimizer: "adam" or "sgd" (momentum 0.9).
+        recipe: How f is updated (``laecips_core.recipes.RECIPES``): "paper" reproduces Eq. 13 on the
+            stored F(x); the default is the best measured one (docs/evaluation.md, "Update recipes").
+        gate: Label-free acceptance signal (``laecips_core.recipes.GATES``); a labelled validation set,
+            when given to the trainer, replaces it.
+        confidence_threshold: "ema"/"rehearsal": pseudo-label pixels whose mask share is below this
+            are ignored in Eq. 13.
+        ema_decay: "ema"/"rehearsal": per-step decay of the mean teacher.
+        rehearsal_fraction: "rehearsal": share of each batch drawn from the source frames.
+        min_class_ratio: Collapse guard: f' must predict at least this share of the classes in F(x).
+        min_entropy_ratio: Collapse guard: f's class-histogram entropy must be at least this share of
+            F(x)'s (``adaptation.gate_update``).
+        fusion_order: Algorithm 1's mask order for re-fusion (the cloud's ``fusion_order``).
     """
 
-    lr: float = 1e-3
-    epochs: int = 5
+    lr: float = 1e-4
+    epochs: int = 3
     batch_size: int = 8
     beta: float = 0.15
     maxsize: int = 100
     maxtime_s: float = 600.0
     holdout_fraction: float = 0.2
     min_improvement: float = 0.0
-    gate_metric: str = "frame_miou"
     input_size: tuple[int, int] = (240, 320)
     seed: int = 0
     num_threads: int | None = None
     device: str = "cpu"
     optimizer: str = "adam"
+    recipe: str = "refuse"
+    gate: str = "consistency"
+    confidence_threshold: float = 0.5
+    ema_decay: float = 0.99
+    rehearsal_fraction: float = 0.25
+    min_class_ratio: float = 0.5
+    min_entropy_ratio: float = 0.5
+    fusion_order: str = "area"
 
     def __post_init__(self) -> None:
         def positive_int(name: str, value: object) -> None:
@@ -114,10 +139,22 @@ class TrainerConfig:
         object.__setattr__(self, "input_size", (int(size[0]), int(size[1])))
         if self.num_threads is not None:
             positive_int("num_threads", self.num_threads)
-        if self.gate_metric not in GATE_METRICS:
+        from laecips_core.fusion import ORDERS
+
+        if self.recipe not in RECIPES:
+            raise ConfigError(f"TrainerConfig.recipe must be one of {RECIPES}, got {self.recipe!r}")
+        if self.gate not in GATES:
+            raise ConfigError(f"TrainerConfig.gate must be one of {GATES}, got {self.gate!r}")
+        if self.fusion_order not in ORDERS:
             raise ConfigError(
-                f"TrainerConfig.gate_metric must be one of {GATE_METRICS}, got {self.gate_metric!r}"
+                f"TrainerConfig.fusion_order must be one of {ORDERS}, got {self.fusion_order!r}"
             )
+        for name in ("confidence_threshold", "rehearsal_fraction", "min_class_ratio", "min_entropy_ratio"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0.0 <= value <= 1.0):
+                raise ConfigError(f"TrainerConfig.{name} must be in [0, 1], got {value!r}")
+        if not (isinstance(self.ema_decay, int | float) and 0.0 <= self.ema_decay < 1.0):
+            raise ConfigError(f"TrainerConfig.ema_decay must be in [0, 1), got {self.ema_decay!r}")
         if self.optimizer not in ("adam", "sgd"):
             raise ConfigError(f"TrainerConfig.optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         try:
@@ -573,129 +610,6 @@ def evaluate_agreement(
     }
 
 
-class TrainResult(NamedTuple):
-    """Outcome of one Algorithm 2 update.
-
-    Attributes:
-        f_state: State dict of the new f (CPU tensors); the unchanged input's when not accepted.
-        h_state: State dict of the new h; the unchanged input's when not accepted.
-        accepted: True when the new f agrees with F(x) on held-back frames (``gate_metric``) at least as
-            well as the old one plus ``min_improvement``; only then may the weights be pushed.
-        report: JSON-serialisable summary (losses, before/after metrics, sizes, seconds, reason).
-    """
-
-    f_state: dict[str, torch.Tensor]
-    h_state: dict[str, torch.Tensor]
-    accepted: bool
-    report: dict[str, Any]
-
-
-def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
-
-
-def _finite(module: nn.Module) -> bool:
-    return all(bool(torch.isfinite(v).all()) for v in module.state_dict().values() if v.is_floating_point())
-
-
-class ContinualTrainer:
-    """The cloud's update step of Algorithm 2: train f (Eq. 13) then h (Eq. 14) on the replay buffer.
-
-    The samples are ordered by time and the most recent ``holdout_fraction`` is held back: under drift
-    the newest frames are the best proxy for what the robot sees next, and a temporal split keeps
-    near-duplicate neighbouring video frames from sitting on both sides (a random split would reward
-    memorising them). f is trained on the older part; the update is accepted only if the new f's
-    ``gate_metric`` against F(x) on the held-back frames is >= the old f's + ``min_improvement``, so
-    worse weights are never emitted. When accepted, h is trained for the new f on all samples (the
-    gate concerns f). The caller's modules are never changed: training runs on deep copies.
-
-    Args:
-        cfg: Trainer settings.
-    """
-
-    def __init__(self, cfg: TrainerConfig | None = None) -> None:
-        self.cfg = cfg if cfg is not None else TrainerConfig()
-
-    def split(self, samples: Sequence[Any]) -> tuple[list[Any], list[Any]]:
-        """Order samples by (timestamp, id) and split them into (train, held-back) lists.
-
-        The held-back slice has ``max(1, round(n * holdout_fraction))`` samples (0 when n < 2).
-        """
-        ordered = sorted(samples, key=lambda s: (float(s.timestamp), int(getattr(s, "id", 0))))
-        n = len(ordered)
-        n_hold = 0 if n < 2 else min(n - 1, max(1, round(n * self.cfg.holdout_fraction)))
-        return ordered[: n - n_hold], ordered[n - n_hold :]
-
-    def run(self, f: nn.Module, h: nn.Module, samples: Sequence[Any], progress: bool = True) -> TrainResult:
-        """Train copies of f and h on replay samples and gate the result.
-
-        Args:
-            f: Current edge model (not modified).
-            h: Current miner (not modified).
-            samples: Replay samples with ``image`` (H, W, 3) uint8, ``labels`` (H, W) F(x) and
-                ``timestamp`` (``laecips_core.replay.ReplaySample``).
-            progress: Show tqdm bars.
-
-        Returns:
-            TrainResult; ``report`` has loss_f, loss_h, before, after, accepted, n_train, n_holdout,
-            seconds, reason and the config.
-        """
-        cfg = self.cfg
-        t0 = time.perf_counter()
-        train, hold = self.split(samples)
-        report: dict[str, Any] = {
-            "loss_f": [],
-            "loss_h": [],
-            "before": {},
-            "after": {},
-            "accepted": False,
-            "n_train": len(train),
-            "n_holdout": len(hold),
-            "metric": cfg.gate_metric,
-            "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
-        }
-        new_f, new_h = copy.deepcopy(f), copy.deepcopy(h)
-        if not hold:
-            report["reason"] = f"{len(train)} sample(s): need >= 2 to train and hold one back"
-            return self._finish(f, h, report, t0, accepted=False)
-        with torch_threads(cfg.num_threads):
-            hold_x = [s.image for s in hold]
-            hold_y = [s.labels for s in hold]
-            report["before"] = evaluate_agreement(new_f, hold_x, hold_y, cfg)
-            report["loss_f"] = train_edge(
-                new_f, [s.image for s in train], [s.labels for s in train], cfg, progress
-            )
-            if not (math.isfinite(report["loss_f"][-1]) and _finite(new_f)):
-                report["reason"] = "f diverged (non-finite loss or weights); lower TrainerConfig.lr"
-                return self._finish(f, h, report, t0, accepted=False)
-            report["after"] = evaluate_agreement(new_f, hold_x, hold_y, cfg)
-            key = cfg.gate_metric
-            gain = report["after"][key] - report["before"][key]
-            if not gain >= cfg.min_improvement:
-                report["reason"] = (
-                    f"held-back {key} vs F(x) went {report['before'][key]:.4f} -> "
-                    f"{report['after'][key]:.4f} (need +{cfg.min_improvement}); old weights kept"
-                )
-                return self._finish(f, h, report, t0, accepted=False)
-            every = list(train) + list(hold)
-            report["loss_h"] = train_miner(
-                new_f, new_h, [s.image for s in every], [s.labels for s in every], cfg, progress
-            )
-            if not (math.isfinite(report["loss_h"][-1]) and _finite(new_h)):
-                report["reason"] = "h diverged (non-finite Eq. 14 loss); lower TrainerConfig.lr"
-                return self._finish(f, h, report, t0, accepted=False)
-        report["reason"] = f"held-back {key} vs F(x) changed by {gain:+.4f}"
-        return self._finish(new_f, new_h, report, t0, accepted=True)
-
-    @staticmethod
-    def _finish(
-        f: nn.Module, h: nn.Module, report: dict[str, Any], t0: float, *, accepted: bool
-    ) -> TrainResult:
-        report["accepted"] = accepted
-        report["seconds"] = time.perf_counter() - t0
-        return TrainResult(_cpu_state(f), _cpu_state(h), accepted, report)
-
-
 def plot_report(report: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """Write a PNG of an update's loss curves (Eq. 13 and Eq. 14) and its held-back metrics.
 
@@ -721,11 +635,11 @@ def plot_report(report: dict[str, Any], path: str | os.PathLike[str]) -> None:
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-    key = str(report.get("metric", "frame_miou"))
+    key = str(report.get("metric", "consistency"))
     before = report.get("before", {}).get(key, float("nan"))
     after = report.get("after", {}).get(key, float("nan"))
     fig.suptitle(
-        f"held-back {key} vs F(x): {before:.3f} -> {after:.3f}   accepted={report.get('accepted')}   "
+        f"held-back {key}: {before:.3f} -> {after:.3f}   accepted={report.get('accepted')}   "
         f"n_train={report.get('n_train')} n_holdout={report.get('n_holdout')}",
         fontsize=9,
     )

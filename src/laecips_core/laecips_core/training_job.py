@@ -13,12 +13,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import nn
 
+from laecips_core.adaptation import ContinualTrainer
 from laecips_core.errors import ConfigError, LaecipsError, WeightsError
 from laecips_core.models import build_edge_model
 from laecips_core.replay import ReplayBuffer
-from laecips_core.training import ContinualTrainer, TrainerConfig, plot_report
+from laecips_core.training import TrainerConfig, plot_report
 from laecips_core.transport import validate_robot_id
 from laecips_core.weights import (
     Bundle,
@@ -129,6 +131,7 @@ class JobSpec:
         reports_dir: Where the report JSON and loss PNG go.
         trainer: TrainerConfig fields (lr, epochs, batch_size, beta, maxsize, maxtime_s, input_size, ...).
         max_samples: At most this many (oldest) samples are read (memory bound).
+        validation_bag: Labelled rosbag2 to gate on ("" = the label-free gate).
         progress_path: JSON file updated at each phase ("" for none).
     """
 
@@ -138,6 +141,7 @@ class JobSpec:
     reports_dir: str
     trainer: dict[str, Any] = field(default_factory=dict)
     max_samples: int = 1000
+    validation_bag: str = ""
     progress_path: str = ""
 
     def to_json(self) -> str:
@@ -189,6 +193,34 @@ def _progress(spec: JobSpec, phase: str, **extra: Any) -> None:
         _write_json(spec.progress_path, {"phase": phase, "time": time.time(), **extra})
 
 
+VALIDATION_MAX_FRAMES = 200
+"""Most labelled frames read from a validation bag (memory bound)."""
+
+
+def load_validation_bag(path: str | os.PathLike[str]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Images and ground-truth labels of a small labelled rosbag2 (``bags.DEFAULT_TOPICS``).
+
+    Raises:
+        BagError: unreadable bag; ConfigError: no labelled frame in it.
+    """
+    from laecips_core import bags
+
+    images: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    topics = bags.DEFAULT_TOPICS
+    for frame in bags.read_bag_frames(
+        path, topics.image, topics.labels, max_frames=10 * VALIDATION_MAX_FRAMES
+    ):
+        if frame.labels is not None:
+            images.append(frame.image)
+            labels.append(frame.labels)
+        if len(images) >= VALIDATION_MAX_FRAMES:
+            break
+    if not images:
+        raise ConfigError(f"validation bag {path} has no frame with labels; record one with a labels topic")
+    return images, labels
+
+
 def run_job(spec: JobSpec) -> dict[str, Any]:
     """Train f (Eq. 13) then h (Eq. 14) on the robot's replay buffer and store the bundle if accepted.
 
@@ -217,7 +249,8 @@ def run_job(spec: JobSpec) -> dict[str, Any]:
         samples = buffer.samples(limit=spec.max_samples)
     ids = [int(s.id) for s in samples]
     _progress(spec, "training", samples=len(samples), parent_version=parent)
-    result = ContinualTrainer(cfg).run(f, h, samples, progress=False)
+    validation = load_validation_bag(spec.validation_bag) if spec.validation_bag else None
+    result = ContinualTrainer(cfg, validation=validation).run(f, h, samples, progress=False)
     report = dict(result.report)
     report.update(robot_id=spec.robot_id, parent_version=parent, n_samples=len(samples))
     out: dict[str, Any] = {

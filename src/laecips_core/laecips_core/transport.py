@@ -262,7 +262,9 @@ def _parse_header(attachment: bytes | None, what: str) -> dict[str, Any]:
         raise WireFormatError(f"{what} header is {len(attachment)} bytes, more than {MAX_ATTACHMENT_BYTES}")
     try:
         header = json.loads(bytes(attachment).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except RecursionError as err:  # e.g. thousands of nested "[": json recurses once per level
+        raise WireFormatError(f"{what} header is not UTF-8 JSON: nested too deeply ({err})") from err
+    except ValueError as err:  # UnicodeDecodeError and json.JSONDecodeError are ValueErrors
         raise WireFormatError(f"{what} header is not UTF-8 JSON: {err}") from err
     if not isinstance(header, dict):
         raise WireFormatError(f"{what} header must be a JSON object, got {type(header).__name__}")
@@ -563,6 +565,17 @@ def _zbytes(value: zenoh.ZBytes | None) -> bytes | None:
     return None if value is None else value.to_bytes()
 
 
+def error_text(payload: zenoh.ZBytes | None, max_chars: int = MAX_ERROR_CHARS) -> str:
+    """The text of an error reply, whatever its bytes: UTF-8 with replacement characters, cut to max_chars.
+
+    ``ZBytes.to_string()`` raises ValueError on bytes that are not UTF-8; a lying peer must not be able
+    to turn its error reply into an exception on our side.
+    """
+    if payload is None:
+        return ""
+    return payload.to_bytes()[: 4 * max_chars].decode("utf-8", "replace")[:max_chars]
+
+
 class CloudClient:
     """Blocking edge-side client of ``laecips/<robot_id>/infer``; call infer() from a worker thread.
 
@@ -627,14 +640,28 @@ class CloudClient:
                 error="no cloud is serving " + infer_key(self.robot_id),
                 frame_id=request.frame_id,
             )
+        try:
+            return self._read_reply(request, reply)
+        except Exception as err:  # whatever a lying cloud sends, the caller gets a status, never a raise
+            return InferReply(
+                status=STATUS_INVALID,
+                error=f"unreadable reply: {type(err).__name__}: {err}"[:MAX_ERROR_CHARS],
+                frame_id=request.frame_id,
+            )
+
+    def _read_reply(self, request: InferRequest, reply: zenoh.Reply) -> InferReply:
+        """Turn one Zenoh reply into an InferReply (raises only for a bug; infer() catches that too)."""
         if reply.err is not None:
-            text = reply.err.payload.to_string() if reply.err.payload is not None else ""
+            text = error_text(reply.err.payload)
             status = STATUS_TIMEOUT if "timeout" in text.lower() else STATUS_ERROR
             return InferReply(
                 status=status, error=text[:MAX_ERROR_CHARS] or status, frame_id=request.frame_id
             )
         sample = reply.ok
-        assert sample is not None  # a reply is either ok or err
+        if sample is None:
+            return InferReply(
+                status=STATUS_INVALID, error="reply is neither ok nor err", frame_id=request.frame_id
+            )
         try:
             result = InferReply.decode(
                 _zbytes(sample.payload),
@@ -672,9 +699,11 @@ class ModelAnnouncement:
     Attributes:
         version: Monotonic version (>= 1 for trained bundles; 0 is the factory default).
         sha256: Hex sha256 of the safetensors bundle bytes.
-        uri: Where to get them: "zenoh:<weights_key>" or "file:///path"; "" means weights_key(robot, version).
-        signer: Name of the Ed25519 key that signed sha256.
-        signature: Base64 Ed25519 signature over the sha256 hex string (weights.sign_digest).
+        uri: Where to get them: "zenoh:<weights_key>" or "file:///path" (accepted by receivers only inside
+            their own weight store); "" means weights_key(robot, version).
+        signer: Name of the Ed25519 key that signed the announcement.
+        signature: Base64 Ed25519 signature over ``statement(robot_id)``: every field above and below
+            plus the robot it is for (sign_announcement / verify_announcement).
         model_name: Edge model registry name (checked against the running f).
         num_classes: M.
         stamp: When the trainer produced it (seconds since the epoch).
@@ -699,14 +728,45 @@ class ModelAnnouncement:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ModelAnnouncement:
-        """Parse and validate an announcement.
+        """Parse and validate an announcement (the signature is checked by verify_announcement).
 
         Raises:
-            WireFormatError: not JSON v1, a field missing or out of range, sha256 not 64 hex chars,
-                signature not base64.
+            WireFormatError: not JSON v1 (nesting too deep, not UTF-8 included), a field missing or out of
+                range, sha256 not 64 hex chars, signature not base64.
         """
-        raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        try:
+            raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        except (UnicodeEncodeError, TypeError) as err:
+            raise WireFormatError(f"{cls.WHAT} is not UTF-8 text: {err}") from err
         return cls(**cls._validate(_parse_header(raw, cls.WHAT)))
+
+    def effective_uri(self, robot_id: str) -> str:
+        """The uri, with "" spelled out as ``zenoh:<weights_key(robot_id, version)>``."""
+        return self.uri or "zenoh:" + weights_key(robot_id, self.version)
+
+    def statement(self, robot_id: str) -> bytes:
+        """The bytes the signature covers: every field but the signature, and robot_id (canonical JSON).
+
+        "" and the explicit default uri give the same statement (publish_model fills the uri in).
+        """
+        return weights.announcement_statement(
+            {
+                "robot_id": validate_robot_id(robot_id),
+                "version": int(self.version),
+                "model_name": self.model_name,
+                "num_classes": int(self.num_classes),
+                "uri": self.effective_uri(robot_id),
+                "sha256": self.sha256,
+                "stamp": float(self.stamp),
+                "signer": self.signer,
+            }
+        )
+
+    def signature_record(self, robot_id: str) -> str:
+        """The ``.sig`` sidecar text keeping this signed announcement (weights.signature_record)."""
+        fields = json.loads(self.statement(robot_id))
+        del fields["format"]
+        return weights.signature_record(fields, self.signature)
 
     @classmethod
     def _validate(cls, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -733,6 +793,65 @@ class ModelAnnouncement:
         if fields["uri"] and not fields["uri"].startswith(("zenoh:", "file://")):
             raise WireFormatError(f"{what} uri {fields['uri']!r} must start with 'zenoh:' or 'file://'")
         return fields
+
+
+def sign_announcement(
+    announcement: ModelAnnouncement, robot_id: str, private_key: str | Path | bytes
+) -> ModelAnnouncement:
+    """Sign every field of an announcement for one robot (trainer side).
+
+    An empty uri is first spelled out as ``zenoh:<weights_key>``, so what goes on the wire is what was
+    signed.
+
+    Args:
+        announcement: The fields to announce (its signature is replaced).
+        robot_id: The robot it is for (part of what is signed).
+        private_key: The trainer's Ed25519 key (PEM path or bytes, weights.generate_keypair).
+
+    Returns:
+        The announcement with uri filled in and ``signature`` set.
+    """
+    filled = dataclasses.replace(announcement, uri=announcement.effective_uri(robot_id), signature="")
+    return dataclasses.replace(
+        filled, signature=weights.sign_message(private_key, filled.statement(robot_id))
+    )
+
+
+def verify_announcement(
+    announcement: ModelAnnouncement, robot_id: str, public_key: str | Path | bytes
+) -> None:
+    """Check that the trusted key signed exactly these fields for exactly this robot.
+
+    Raises:
+        WeightsError: unsigned; signed over the sha256 only (an old trainer); or signed for other fields
+            (another version, uri, robot, model, M, stamp or signer: a replayed or altered announcement).
+    """
+    if not announcement.signature:
+        raise WeightsError(
+            "the announcement is unsigned but a trusted public key is set; sign bundles on the trainer"
+        )
+    try:
+        weights.verify_message(
+            public_key,
+            announcement.statement(robot_id),
+            announcement.signature,
+            f"announcement v{announcement.version} signature does not cover these fields (robot "
+            f"{robot_id!r}, version {announcement.version}, uri {announcement.effective_uri(robot_id)!r}, "
+            f"model {announcement.model_name!r}, M={announcement.num_classes}, stamp {announcement.stamp}, "
+            f"signer {announcement.signer!r}): it was made for another announcement or by another key; "
+            "refusing it",
+        )
+        return
+    except WeightsError as err:
+        fields_error = err
+    try:
+        weights.verify_digest(public_key, announcement.sha256, announcement.signature)
+    except WeightsError:
+        raise fields_error from None
+    raise WeightsError(
+        f"announcement v{announcement.version} is signed over its sha256 only, which lets anyone reuse it "
+        "with another version or uri; refusing it (update the trainer: it must sign every field)"
+    )
 
 
 class ModelPublication:
@@ -778,7 +897,8 @@ def publish_model(
         robot_id: Robot the bundle is for.
         version: Bundle version; must equal announcement.version.
         bundle_bytes: The safetensors bundle.
-        announcement: Signed announcement; an empty uri is filled with "zenoh:" + weights_key.
+        announcement: Announcement (sign_announcement); an empty uri is filled with "zenoh:" + weights_key,
+            which the signature covers either way.
 
     Returns:
         The publication; keep it alive while edges may fetch this version.
@@ -817,9 +937,16 @@ def publish_model(
 
 
 def query_latest_announcement(
-    session: zenoh.Session, robot_id: str, timeout_s: float = 1.0
+    session: zenoh.Session,
+    robot_id: str,
+    timeout_s: float = 1.0,
+    *,
+    public_key: str | Path | bytes | None = None,
 ) -> ModelAnnouncement | None:
     """Ask the trainer(s) for the newest announcement of a robot (for edges/clouds that start late).
+
+    Malformed replies are skipped, whatever they hold; with ``public_key`` so are announcements that do
+    not verify (a forged reply with a huge version cannot hide the real one).
 
     Returns:
         The valid announcement with the highest version, or None when nobody answered in time.
@@ -833,17 +960,45 @@ def query_latest_announcement(
             timeout=timeout_s,
         )
         for reply in replies:
-            if reply.ok is None:
-                continue
             try:
+                if reply.ok is None:
+                    continue
                 candidate = ModelAnnouncement.from_json(reply.ok.payload.to_bytes())
-            except WireFormatError:
+                if public_key is not None:
+                    verify_announcement(candidate, robot_id, public_key)
+            except Exception:  # a bad reply is skipped; the others still count
                 continue
             if best is None or candidate.version > best.version:
                 best = candidate
     except zenoh.ZError:
         return None
     return best
+
+
+def _file_uri_path(uri: str, store: weights.WeightStore | None) -> Path:
+    """The path of a ``file://`` uri if it names a file inside ``store``'s directory, else WeightsError.
+
+    A uri on the wire must never make the receiver read an arbitrary local file (/dev/zero, /proc/...):
+    only files of its own weight store, after resolving symbolic links and "..", are accepted.
+    """
+    raw = uri[len("file://") :]
+    if store is None:
+        raise WeightsError(
+            f"announcement uri {uri!r} names a local file; file:// uris are accepted only inside the "
+            "receiver's own weight store"
+        )
+    if not raw.startswith("/"):
+        raise WeightsError(f"announcement uri {uri!r} is not an absolute file:///path")
+    root = store.directory.resolve()
+    try:
+        path = Path(raw).resolve(strict=True)
+    except (OSError, RuntimeError, ValueError) as err:  # ValueError: an embedded NUL byte
+        raise WeightsError(f"announcement uri {uri!r} does not name an existing file: {err}") from err
+    if not path.is_relative_to(root) or path == root:
+        raise WeightsError(
+            f"announcement uri {uri!r} is outside this receiver's weight store {root}; refusing to read it"
+        )
+    return path
 
 
 def fetch_weights(
@@ -853,36 +1008,33 @@ def fetch_weights(
     timeout_s: float,
     *,
     max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES,
+    store: weights.WeightStore | None = None,
 ) -> bytes:
     """Fetch the bundle an announcement points to and verify its size and sha256 (edge/cloud side).
 
-    The signature is not checked here (that needs the signer's public key: weights.verify_digest or
-    weights.load_bundle(public_key=..., signature=...)).
+    The signature is not checked here (verify_announcement; fetch_into_store does both). A ``file://``
+    uri is read only when it names a regular file inside ``store``; at most max_bytes + 1 bytes are read.
 
     Args:
         session: Open Zenoh session.
         robot_id: Robot the announcement was received for.
         announcement: From ModelAnnouncement.from_json.
         timeout_s: Deadline of the Zenoh get (seconds).
-        max_bytes: Largest bundle accepted.
+        max_bytes: Largest bundle accepted (bytes).
+        store: The receiver's own weight store (the only place a file:// uri may point to).
 
     Returns:
         The bundle bytes, whose sha256 equals announcement.sha256.
 
     Raises:
-        WeightsError: nobody served them, wrong size header, oversized, hash mismatch, unsupported uri.
+        WeightsError: nobody served them, wrong size header, oversized, hash mismatch, a uri that is not
+            this robot's weights key or a regular file of the receiver's own store.
     """
     key = weights_key(robot_id, announcement.version)
     uri = announcement.uri
     if uri.startswith("file://"):
-        path = Path(uri[len("file://") :])
-        try:
-            size = path.stat().st_size
-            if size > max_bytes:
-                raise WeightsError(f"bundle {path} is {size} bytes, more than max_bytes={max_bytes}")
-            data = path.read_bytes()
-        except OSError as err:
-            raise WeightsError(f"cannot read bundle {path}: {err}") from err
+        path = _file_uri_path(uri, store)
+        data = weights.read_limited(path, max_bytes, follow_symlinks=False)
     else:
         if uri and uri != "zenoh:" + key:
             raise WeightsError(
@@ -908,21 +1060,26 @@ def fetch_into_store(
     num_classes: int | None,
     public_key: str | Path | None,
     timeout_s: float,
+    max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES,
+    allow_rollback: bool = False,
 ) -> tuple[Path, bool]:
     """Verify an announced bundle and keep it in ``store`` (edge and cloud side of a model update).
 
-    Checks, before anything is fetched: the announced architecture and M match the running f, and, when
-    ``public_key`` is given, the Ed25519 signature over sha256 (an unsigned announcement is refused).
-    A version the store already has (the cloud shares its disk with the trainer) must hold the same
-    bytes and is not fetched again; otherwise the bytes are fetched, checked against the sha256 and
-    their metadata (model name, version, M) and stored atomically. The signature is kept beside the
-    file (``weights.write_signature``) so the bundle can be re-verified later.
+    Checks, before anything is fetched: the announced architecture and M match the running f; when
+    ``public_key`` is given, the Ed25519 signature over the whole announcement for this robot
+    (verify_announcement; an unsigned one is refused); and the version order: a version the store
+    already has (the cloud shares its disk with the trainer) must hold the same bytes and is not fetched
+    again, a version below the newest stored one is refused unless ``allow_rollback``. Otherwise the
+    bytes are fetched (at most max_bytes), checked against the sha256 and their metadata (model name,
+    version, M) and stored atomically. The signed announcement is kept beside the file
+    (``<bundle>.sig``, weights.signature_record) so the bundle can be re-verified later.
 
     Returns:
         (path of the stored bundle, True when it was fetched now).
 
     Raises:
-        WeightsError: any mismatch, a bad signature, nothing served, or a store holding other bytes.
+        WeightsError: any mismatch, a bad signature, an older version, nothing served, or a store
+            holding other bytes.
     """
     version = announcement.version
     if announcement.model_name != model_name or (
@@ -933,15 +1090,24 @@ def fetch_into_store(
             f"{model_name} M={num_classes if num_classes is not None else announcement.num_classes}"
         )
     if public_key:
-        if not announcement.signature:
-            raise WeightsError(
-                "the announcement is unsigned but a trusted public key is set; sign bundles on the trainer"
-            )
-        weights.verify_digest(public_key, announcement.sha256, announcement.signature)
+        verify_announcement(announcement, robot_id, public_key)
     path = store.path(version)
     fetched = False
-    if not path.is_file():
-        data = fetch_weights(session, robot_id, announcement, timeout_s)
+    if path.is_file():
+        if weights.sha256_file(path) != announcement.sha256:
+            raise WeightsError(
+                f"{path} holds different weights for v{version} (announced sha256 "
+                f"{announcement.sha256[:12]}...): an announcement cannot replace a stored version; move "
+                "the file away first"
+            )
+    else:
+        latest = store.latest()
+        if latest is not None and version < latest and not allow_rollback:
+            raise WeightsError(
+                f"announced version {version} is older than the newest stored version {latest}: versions "
+                "only go up; an operator rollback loads a stored file (edge_model.path) instead"
+            )
+        data = fetch_weights(session, robot_id, announcement, timeout_s, max_bytes=max_bytes, store=store)
         bundle = weights.parse_bundle(
             data, expected_sha256=announcement.sha256, source=f"{robot_id} v{version}"
         )
@@ -960,10 +1126,11 @@ def fetch_into_store(
         except WeightsError:
             if not path.is_file():  # not a concurrent writer of the same version: a real failure
                 raise
-    if weights.sha256_file(path) != announcement.sha256:
-        raise WeightsError(f"{path} holds different weights for v{version}; move it away first")
-    if announcement.signature:
-        weights.write_signature(path, announcement.signature)
+        if weights.sha256_file(path) != announcement.sha256:
+            raise WeightsError(f"{path} holds different weights for v{version}; move it away first")
+    if announcement.signature and (public_key or fetched or weights.read_signature(path) is None):
+        # an unverified signature never replaces a sidecar already there (e.g. the trainer's)
+        weights.write_signature(path, announcement.signature_record(robot_id))
     return path, fetched
 
 
@@ -972,37 +1139,42 @@ def _fetch_over_zenoh(
 ) -> bytes:
     errors: list[str] = []
     try:
-        replies = list(session.get(key, timeout=timeout_s))
+        replies = session.get(key, timeout=timeout_s)
+        for reply in replies:
+            try:
+                if reply.ok is None:
+                    errors.append(
+                        error_text(reply.err.payload if reply.err is not None else None, 300) or "error"
+                    )
+                    continue
+                sample = reply.ok
+                if len(sample.payload) > max_bytes:  # checked before the bytes are copied out of Zenoh
+                    errors.append(f"{len(sample.payload)} bytes, more than max_bytes={max_bytes}")
+                    continue
+                header = _parse_header(_zbytes(sample.attachment), "weights reply")
+                size = _get_int(header, "size", "weights reply", 1, max_bytes)
+                data = sample.payload.to_bytes()
+            except Exception as err:  # WireFormatError, or anything else a lying peer provokes
+                errors.append(
+                    str(err) if isinstance(err, WireFormatError) else f"{type(err).__name__}: {err}"
+                )
+                continue
+            if len(data) != size:
+                errors.append(f"got {len(data)} bytes but the header says {size}")
+                continue
+            return data
     except zenoh.ZError as err:
         raise WeightsError(f"cannot query {key}: {err}; retry when the link is back") from err
-    for reply in replies:
-        if reply.ok is None:
-            errors.append(reply.err.payload.to_string() if reply.err is not None else "error")
-            continue
-        sample = reply.ok
-        if len(sample.payload) > max_bytes:
-            errors.append(f"{len(sample.payload)} bytes, more than max_bytes={max_bytes}")
-            continue
-        try:
-            header = _parse_header(_zbytes(sample.attachment), "weights reply")
-            size = _get_int(header, "size", "weights reply", 1, max_bytes)
-        except WireFormatError as err:
-            errors.append(str(err))
-            continue
-        data = sample.payload.to_bytes()
-        if len(data) != size:
-            errors.append(f"got {len(data)} bytes but the header says {size}")
-            continue
-        return data
-    reason = "; ".join(errors) if errors else "nobody is serving it (trainer down?)"
+    reason = "; ".join(errors[:5]) if errors else "nobody is serving it (trainer down?)"
     raise WeightsError(f"cannot fetch bundle v{announcement.version} from {key}: {reason}")
 
 
 class AnnouncementListener:
     """Subscriber on update_key(robot_id) handing valid announcements to a callback (invalid ones counted).
 
-    The callback runs on a Zenoh thread: keep it short (enqueue). Late joiners can call
-    query_latest_announcement first.
+    The callback runs on a Zenoh thread: keep it short (enqueue). Nothing a sample holds, and nothing the
+    callback raises, escapes: both are counted (``invalid``, ``errors``) with the last reason in
+    ``last_error``. Late joiners can call query_latest_announcement first.
 
     Args:
         session: Open Zenoh session.
@@ -1015,6 +1187,7 @@ class AnnouncementListener:
     ) -> None:
         self.robot_id = validate_robot_id(robot_id)
         self.invalid = 0
+        self.errors = 0
         self.last_error = ""
         self._lock = threading.Lock()
         self._callback = callback
@@ -1023,12 +1196,19 @@ class AnnouncementListener:
     def _on_sample(self, sample: zenoh.Sample) -> None:
         try:
             announcement = ModelAnnouncement.from_json(sample.payload.to_bytes())
-        except WireFormatError as err:
+        except Exception as err:  # WireFormatError, or anything else: never out of a Zenoh callback
             with self._lock:
                 self.invalid += 1
-                self.last_error = str(err)
+                self.last_error = str(err)[:MAX_ERROR_CHARS]
             return
-        self._callback(self.robot_id, announcement)
+        try:
+            self._callback(self.robot_id, announcement)
+        except Exception as err:
+            with self._lock:
+                self.errors += 1
+                self.last_error = f"announcement callback failed: {type(err).__name__}: {err}"[
+                    :MAX_ERROR_CHARS
+                ]
 
     def close(self) -> None:
         """Undeclare the subscriber."""

@@ -10,11 +10,12 @@ import hashlib
 import json
 import os
 import re
+import stat
 import struct
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from safetensors import SafetensorError
@@ -28,6 +29,8 @@ BUNDLE_FORMAT = "laecips-bundle/1"
 MODEL_FORMAT = "laecips-model/1"
 REQUIRED_METADATA = ("model_name", "num_classes", "version")
 MAX_HEADER_BYTES = 16 * 1024 * 1024
+MAX_BUNDLE_BYTES = 512 * 1024 * 1024
+"""Largest bundle file ``load_bundle`` reads by default (bytes); a longer file is refused after max + 1."""
 
 StrPath = str | os.PathLike[str]
 StateDict = dict[str, torch.Tensor]
@@ -85,6 +88,53 @@ def sha256_file(path: StrPath) -> str:
     except OSError as err:
         raise WeightsError(f"cannot read {path}: {err}") from err
     return digest.hexdigest()
+
+
+def read_limited(path: StrPath, max_bytes: int, *, follow_symlinks: bool = True) -> bytes:
+    """Read a regular file, at most ``max_bytes`` + 1 bytes, refusing devices, FIFOs and sockets.
+
+    The file is opened non-blocking (a FIFO cannot hang the caller) and checked with fstat on the open
+    descriptor, so what is read is what was checked.
+
+    Args:
+        path: The file.
+        max_bytes: Largest size accepted (bytes, >= 0).
+        follow_symlinks: False refuses a symbolic link as the last path component (O_NOFOLLOW).
+
+    Returns:
+        The content (at most ``max_bytes`` bytes).
+
+    Raises:
+        WeightsError: missing or unreadable, not a regular file, or longer than ``max_bytes``.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except (OSError, ValueError) as err:  # ValueError: an embedded NUL byte
+        raise WeightsError(f"cannot read {path}: {err}") from err
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise WeightsError(f"{path} is not a regular file; refusing to read it")
+        if info.st_size > max_bytes:
+            raise WeightsError(f"{path} is {info.st_size} bytes, more than max_bytes={max_bytes}")
+        chunks: list[bytes] = []
+        total = 0
+        while total <= max_bytes:  # the size may change after fstat: never read past max_bytes + 1
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except OSError as err:
+        raise WeightsError(f"cannot read {path}: {err}") from err
+    finally:
+        os.close(fd)
+    if total > max_bytes:
+        raise WeightsError(f"{path} grew past max_bytes={max_bytes} while it was read; refusing it")
+    return b"".join(chunks)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -181,19 +231,28 @@ def _parse_header_metadata(data: bytes | bytearray | memoryview, source: str) ->
         raise WeightsError(f"{source} has a corrupt safetensors header (size {size}); re-download the file")
     try:
         header = json.loads(bytes(data[8 : 8 + size]))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise WeightsError(f"{source} has a corrupt safetensors header: {err}") from err
+    except (RecursionError, ValueError) as err:  # ValueError covers JSONDecodeError, UnicodeDecodeError
+        raise WeightsError(f"{source} has a corrupt safetensors header: {_reason(err)}") from err
     meta = header.get("__metadata__", {}) if isinstance(header, dict) else {}
     if not isinstance(meta, dict):
         raise WeightsError(f"{source} has a malformed __metadata__ entry")
-    return {str(k): str(v) for k, v in meta.items()}
+    try:
+        return {str(k): str(v) for k, v in meta.items()}
+    except RecursionError as err:  # a value nested just below json's limit
+        raise WeightsError(f"{source} has a malformed __metadata__ entry: {_reason(err)}") from err
+
+
+def _reason(err: BaseException) -> str:
+    """``Type: message`` of an exception, cut to 300 characters (for error texts that cross the wire)."""
+    return f"{type(err).__name__}: {err}"[:300]
 
 
 def _load_tensors(data: bytes | bytearray | memoryview, source: str) -> StateDict:
     try:
         return st_load(bytes(data))
-    except (SafetensorError, ValueError, RuntimeError) as err:
-        raise WeightsError(f"{source} is not a valid safetensors file: {err}") from err
+    except (SafetensorError, ValueError, RuntimeError, TypeError, OverflowError) as err:
+        # RuntimeError covers RecursionError
+        raise WeightsError(f"{source} is not a valid safetensors file: {_reason(err)}") from err
 
 
 def serialize_bundle(
@@ -259,8 +318,9 @@ def parse_bundle(
         )
     if (public_key is None) != (signature is None):
         raise WeightsError("give both public_key and signature to verify a bundle, or neither")
+    statement: dict[str, Any] | None = None
     if public_key is not None and signature is not None:
-        verify_digest(public_key, digest, signature)
+        statement = verify_bundle_signature(public_key, digest, signature, source=source)
     metadata = _parse_header_metadata(data, source)
     if metadata.get("format") != BUNDLE_FORMAT:
         raise WeightsError(
@@ -271,6 +331,19 @@ def parse_bundle(
         _check_metadata(metadata, REQUIRED_METADATA)
     except ConfigError as err:
         raise WeightsError(f"{source}: {err}") from err
+    if statement is not None:
+        signed = {key: statement[key] for key in REQUIRED_METADATA}
+        own = {
+            "model_name": metadata["model_name"],
+            "num_classes": int(metadata["num_classes"]),
+            "version": int(metadata["version"]),
+        }
+        if signed != own:
+            raise WeightsError(
+                f"{source} is {metadata['model_name']} v{metadata['version']} M={metadata['num_classes']} "
+                f"but its signed announcement says {signed['model_name']} v{signed['version']} "
+                f"M={signed['num_classes']}; do not load it"
+            )
     tensors = _load_tensors(data, source)
     f_state = {k[2:]: v for k, v in tensors.items() if k.startswith("f.")}
     h_state = {k[2:]: v for k, v in tensors.items() if k.startswith("h.")}
@@ -286,24 +359,27 @@ def load_bundle(
     expected_sha256: str | None = None,
     public_key: StrPath | bytes | None = None,
     signature: str | None = None,
+    max_bytes: int = MAX_BUNDLE_BYTES,
 ) -> Bundle:
     """Read a bundle file, verifying its SHA-256 and Ed25519 signature when given.
 
     Args:
-        path: bundle file written by ``save_bundle``.
+        path: bundle file written by ``save_bundle`` (a regular file; devices and FIFOs are refused).
         expected_sha256: hex digest the file must have (from the ModelUpdate message).
         public_key: Ed25519 public key (PEM file path, or PEM bytes) of the trainer.
-        signature: base64 signature of the file's hex digest (``sign_digest``); needs ``public_key``.
+        signature: a ``.sig`` sidecar's text: the base64 signature of the file's hex digest
+            (``sign_digest``) or a signed announcement record (``signature_record``); needs ``public_key``.
+        max_bytes: largest file accepted; at most max_bytes + 1 bytes are read.
 
     Returns:
         ``Bundle(f_state, h_state, metadata)``.
 
     Raises:
-        WeightsError: unreadable file, wrong hash, bad signature, not a bundle, missing metadata.
+        WeightsError: unreadable or oversized file, wrong hash, bad signature, not a bundle, missing metadata.
     """
     try:
-        data = Path(path).read_bytes()
-    except OSError as err:
+        data = read_limited(path, max_bytes)
+    except WeightsError as err:
         raise WeightsError(f"cannot read bundle {path}: {err}") from err
     return parse_bundle(
         data, expected_sha256=expected_sha256, public_key=public_key, signature=signature, source=str(path)
@@ -483,6 +559,9 @@ def _read_pem(key: StrPath | bytes, kind: str) -> bytes:
 def sign_digest(private_key: StrPath | bytes, sha256_hex: str) -> str:
     """Sign a file's hex SHA-256 (its ASCII text) with an Ed25519 private key.
 
+    A digest signature vouches for the bytes of a file only (a ``.sig`` sidecar); announcements are
+    signed over all their fields instead (``announcement_statement``).
+
     Args:
         private_key: PEM file path or PEM bytes from ``generate_keypair``.
         sha256_hex: 64 hex characters.
@@ -490,18 +569,34 @@ def sign_digest(private_key: StrPath | bytes, sha256_hex: str) -> str:
     Returns:
         Base64 (standard alphabet) signature, 88 characters.
     """
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", sha256_hex):
+        raise ConfigError(f"sha256_hex must be 64 hex characters, got {sha256_hex!r}")
+    return sign_message(private_key, sha256_hex.lower().encode("ascii"))
+
+
+def sign_message(private_key: StrPath | bytes, message: bytes) -> str:
+    """Sign arbitrary bytes with an Ed25519 private key.
+
+    Args:
+        private_key: PEM file path or PEM bytes from ``generate_keypair``.
+        message: What to sign (a hex digest, or ``announcement_statement``'s bytes).
+
+    Returns:
+        Base64 (standard alphabet) signature, 88 characters.
+
+    Raises:
+        WeightsError: the key is unreadable or not Ed25519.
+    """
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    if not re.fullmatch(r"[0-9a-fA-F]{64}", sha256_hex):
-        raise ConfigError(f"sha256_hex must be 64 hex characters, got {sha256_hex!r}")
     try:
         key = serialization.load_pem_private_key(_read_pem(private_key, "private"), password=None)
     except (ValueError, TypeError) as err:
         raise WeightsError(f"the private key is not a PEM Ed25519 key: {err}") from err
     if not isinstance(key, Ed25519PrivateKey):
         raise WeightsError(f"the private key is {type(key).__name__}, not Ed25519; use generate_keypair")
-    return base64.b64encode(key.sign(sha256_hex.lower().encode("ascii"))).decode("ascii")
+    return base64.b64encode(key.sign(bytes(message))).decode("ascii")
 
 
 def verify_digest(public_key: StrPath | bytes, sha256_hex: str, signature_b64: str) -> None:
@@ -509,6 +604,29 @@ def verify_digest(public_key: StrPath | bytes, sha256_hex: str, signature_b64: s
 
     Raises:
         WeightsError: bad key, malformed signature, or a signature that does not match (do not load).
+    """
+    verify_message(public_key, sha256_hex.lower().encode("ascii"), signature_b64)
+
+
+def verify_message(
+    public_key: StrPath | bytes,
+    message: bytes,
+    signature_b64: str,
+    failure: str = (
+        "bundle signature does not verify with the trainer's public key: the weights were not "
+        "published by that trainer or were altered; do not load them"
+    ),
+) -> None:
+    """Check an Ed25519 signature made by ``sign_message`` over ``message``.
+
+    Args:
+        public_key: PEM file path or PEM bytes of the trusted key.
+        message: The signed bytes.
+        signature_b64: Base64 signature.
+        failure: Error text when the signature does not match.
+
+    Raises:
+        WeightsError: bad key, malformed signature, or a signature that does not match.
     """
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import serialization
@@ -525,28 +643,133 @@ def verify_digest(public_key: StrPath | bytes, sha256_hex: str, signature_b64: s
     except (binascii.Error, ValueError) as err:
         raise WeightsError(f"signature is not base64: {err}") from err
     try:
-        key.verify(raw, sha256_hex.lower().encode("ascii"))
+        key.verify(raw, bytes(message))
     except InvalidSignature as err:
+        raise WeightsError(failure) from err
+
+
+ANNOUNCEMENT_FORMAT = "laecips-announcement/1"
+"""First field of every signed announcement statement (never a bare hex digest: no cross-use)."""
+STATEMENT_FIELDS = ("robot_id", "version", "model_name", "num_classes", "uri", "sha256", "stamp", "signer")
+"""Fields an announcement signature covers (transport.ModelAnnouncement plus the robot it is for)."""
+_RECORD_FORMAT = "laecips-signed-announcement/1"
+
+
+def _statement_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    missing = [key for key in STATEMENT_FIELDS if key not in fields]
+    if missing:
+        raise WeightsError(f"an announcement statement needs {list(STATEMENT_FIELDS)}; missing {missing}")
+    out = {key: fields[key] for key in STATEMENT_FIELDS}
+    types: dict[str, type | tuple[type, ...]] = {"version": int, "num_classes": int, "stamp": (int, float)}
+    for key in STATEMENT_FIELDS:
+        want = types.get(key, str)
+        if isinstance(out[key], bool) or not isinstance(out[key], want):
+            raise WeightsError(f"announcement statement field {key!r} has the wrong type: {out[key]!r}")
+    out["stamp"] = float(out["stamp"])
+    return out
+
+
+def announcement_statement(fields: Mapping[str, Any]) -> bytes:
+    """The canonical bytes an announcement signature covers (sign with ``sign_message``).
+
+    Canonical JSON (sorted keys, no spaces, ASCII) of ``{"format": ANNOUNCEMENT_FORMAT}`` and every
+    field of STATEMENT_FIELDS, so a signature made for one robot, version, uri, model, M, sha256, stamp
+    or signer does not verify for any other.
+
+    Args:
+        fields: robot_id, version, model_name, num_classes, uri, sha256, stamp (seconds), signer.
+
+    Raises:
+        WeightsError: a field is missing or has the wrong type.
+    """
+    body = {"format": ANNOUNCEMENT_FORMAT, **_statement_fields(fields)}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def signature_record(fields: Mapping[str, Any], signature_b64: str) -> str:
+    """A ``.sig`` sidecar text keeping a signed announcement: its statement fields and signature.
+
+    Edges and clouds store it beside a received bundle (they cannot make a digest signature); it lets
+    ``load_bundle`` re-verify the file later (sha256, version, model name and M all signed).
+    """
+    record = {"format": _RECORD_FORMAT, "statement": _statement_fields(fields), "signature": signature_b64}
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def parse_signature_record(text: str) -> tuple[dict[str, Any], str] | None:
+    """(statement fields, signature) of a ``signature_record`` text; None for a bare digest signature.
+
+    Raises:
+        WeightsError: the text looks like a record (starts with "{") but is malformed.
+    """
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        record = json.loads(text)
+    except (RecursionError, ValueError) as err:
+        raise WeightsError(f"signature record is not JSON: {_reason(err)}") from err
+    if not isinstance(record, dict) or record.get("format") != _RECORD_FORMAT:
+        raise WeightsError(f"signature record has no format {_RECORD_FORMAT!r}")
+    statement, signature = record.get("statement"), record.get("signature")
+    if not isinstance(statement, dict) or not isinstance(signature, str):
+        raise WeightsError("signature record needs a 'statement' object and a 'signature' string")
+    return _statement_fields(statement), signature
+
+
+def verify_bundle_signature(
+    public_key: StrPath | bytes, sha256_hex: str, signature: str, *, source: str = "bundle"
+) -> dict[str, Any] | None:
+    """Verify a bundle's ``.sig`` text: a digest signature, or a signed announcement record.
+
+    Args:
+        public_key: The trusted Ed25519 key.
+        sha256_hex: The file's hex digest.
+        signature: Base64 digest signature (``sign_digest``) or ``signature_record`` text.
+        source: Name of the file for messages.
+
+    Returns:
+        The record's statement fields (the caller checks version, model name and M against the file),
+        or None for a digest signature.
+
+    Raises:
+        WeightsError: the signature does not verify, or the record is for other bytes.
+    """
+    parsed = parse_signature_record(signature)
+    if parsed is None:
+        verify_digest(public_key, sha256_hex, signature)
+        return None
+    statement, signature_b64 = parsed
+    verify_message(
+        public_key,
+        announcement_statement(statement),
+        signature_b64,
+        f"{source}: its signed announcement record does not verify with the trusted key; do not load it",
+    )
+    if str(statement["sha256"]).lower() != sha256_hex.lower():
         raise WeightsError(
-            "bundle signature does not verify with the trainer's public key: the weights were not "
-            "published by that trainer or were altered; do not load them"
-        ) from err
+            f"{source} has SHA-256 {sha256_hex}, but its signed announcement is for {statement['sha256']}"
+        )
+    return statement
 
 
 SIGNATURE_SUFFIX = ".sig"
-"""Sidecar of a stored bundle (``<bundle>.sig``): the base64 Ed25519 signature of its sha256."""
+"""Sidecar of a stored bundle (``<bundle>.sig``): the base64 Ed25519 signature of its sha256, or the
+signed announcement it came with (``signature_record``)."""
 
 
 def write_signature(bundle_path: StrPath, signature_b64: str) -> Path:
-    """Store ``signature_b64`` atomically beside ``bundle_path`` (operators copy both for rollbacks)."""
+    """Store a signature (or a ``signature_record``) atomically beside ``bundle_path``.
+
+    Operators copy both files for rollbacks.
+    """
     return atomic_write_bytes(Path(str(bundle_path) + SIGNATURE_SUFFIX), signature_b64.encode("ascii"))
 
 
 def read_signature(bundle_path: StrPath) -> str | None:
     """The base64 signature stored beside a bundle, or None when there is none (or it is unreadable)."""
     try:
-        text = Path(str(bundle_path) + SIGNATURE_SUFFIX).read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
+        text = read_limited(str(bundle_path) + SIGNATURE_SUFFIX, 1 << 16).decode("ascii").strip()
+    except (WeightsError, UnicodeDecodeError):
         return None
     return text or None
 

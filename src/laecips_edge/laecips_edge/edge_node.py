@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,23 +21,20 @@ from laecips_core.edge_service import (
     CloudAnswer,
     EdgeConfig,
     EdgeCounters,
+    EdgeUploads,
     ModelSlot,
-    ask_cloud,
+    check_update,
     class_summary,
     diagnostic_values,
     load_candidate,
     parse_palette,
+    prepare_update,
     untrained_candidate,
 )
 from laecips_core.errors import ConfigError, ImageError, LaecipsError
-from laecips_core.offload import (
-    LatestQueue,
-    UploadScheduler,
-    classify_fallback,
-    remaining_s,
-    upload_decision,
-)
+from laecips_core.offload import LatestQueue, upload_decision
 from laecips_core.params import field_changes
+from laecips_core.supervision import Supervisor
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -50,7 +47,7 @@ from rclpy.qos import (
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from laecips_core import imaging, transport, weights
+from laecips_core import imaging, transport
 from laecips_edge.node_support import (
     close_session,
     declare_config,
@@ -77,6 +74,7 @@ class _Job:
 
     frame_no: int
     header: Header
+    stamp: float
     rgb: np.ndarray
     labels: np.ndarray
     probs: np.ndarray
@@ -119,8 +117,9 @@ class EdgeNode(Node):
     cloud by a pool of at most ``max_in_flight`` workers; the fused labels F(x) are then published
     again with source=cloud, or the edge labels with source=fallback when the deadline passes, the
     cloud is down or its reply is invalid. Model updates announced over Zenoh are fetched, verified
-    (sha256, Ed25519 signature when a trusted key is set), loaded into new instances of f and h and
-    swapped in between frames.
+    (sha256, Ed25519 signature over the whole announcement when a trusted key is set, versions only
+    going up), loaded into new instances of f and h and swapped in between frames. Every worker thread
+    is supervised: one that dies is restarted and /diagnostics turns WARN with the reason.
 
     Args:
         node_name: ROS node name.
@@ -137,8 +136,8 @@ class EdgeNode(Node):
         self._stop = threading.Event()
         self._session: Any = None
         self._listener: Any = None
-        self._uploader: UploadScheduler[_Job] | None = None
-        self._threads: list[threading.Thread] = []
+        self._uploads: EdgeUploads[_Job] | None = None
+        self._supervisor = Supervisor("laecips", on_death=self._on_worker_death)
         self._rng = random.Random()
         self._frame_no = 0
         self._last_diag = (time.monotonic(), 0)
@@ -186,12 +185,18 @@ class EdgeNode(Node):
         # Zenoh: one session for cloud requests and model updates, opened by a worker (retries).
         zconf = cfg.zenoh()
         self._updates: LatestQueue[transport.ModelAnnouncement] = LatestQueue(4)
-        self._uploader = UploadScheduler(
-            cfg.max_in_flight, self._upload, self._on_upload_dropped, pending=1, name="laecips-upload"
+        self._uploads = EdgeUploads(
+            cfg.max_in_flight,
+            config=lambda: self._cfg,
+            session=lambda: self._session,
+            counters=self._counters,
+            on_cloud=self._publish_cloud,
+            on_fallback=self._publish_fallback,
+            on_death=lambda worker, reason: self._log_death(f"upload worker {worker}", reason),
         )
-        self._start_thread(lambda: self._zenoh_loop(zconf), "laecips-zenoh")
-        self._start_thread(self._inference_loop, "laecips-infer")
-        self._start_thread(self._update_loop, "laecips-update")
+        self._supervisor.spawn("zenoh", lambda: self._zenoh_loop(zconf))
+        self._supervisor.spawn("infer", self._inference_loop)
+        self._supervisor.spawn("update", self._update_loop)
         self._diag_timer = self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         if not cfg.trusted_public_key:
@@ -333,6 +338,7 @@ class EdgeNode(Node):
         job = _Job(
             frame_no=self._frame_no,
             header=msg.header,
+            stamp=stamp,
             rgb=rgb,
             labels=np.asarray(result.labels),
             probs=np.asarray(result.probs),
@@ -346,27 +352,14 @@ class EdgeNode(Node):
         )
         self._count(frames=1, hard=int(hard), uploaded=int(uploaded))
         self._publish(job, job.labels, SegmentationResult.SOURCE_EDGE)
-        if uploaded and self._uploader is not None:
-            self._uploader.submit(job)
+        if uploaded and self._uploads is not None:
+            self._uploads.submit(job)
 
     # ------------------------------------------------------------------------------------- upload
 
-    def _upload(self, job: _Job) -> None:
-        """Worker: one hard frame to the cloud within its deadline, then publish cloud or fallback."""
-        answer: CloudAnswer = ask_cloud(
-            self._session,
-            self._cfg,
-            frame_id=job.frame_no,
-            stamp=_stamp_seconds(job.header.stamp),
-            version=job.version,
-            rgb=job.rgb,
-            remaining_s=remaining_s(self._cfg.deadline_s, job.arrival, time.monotonic()),
-        )
-        self._count(bytes_sent=answer.bytes_sent)
-        if answer.labels is None:
-            self._fallback(job, answer.status, answer.error)
-            return
-        self._count(cloud_ok=1, bytes_received=answer.bytes_received, cloud_status="available")
+    def _publish_cloud(self, job: _Job, answer: CloudAnswer) -> None:
+        """Upload worker: publish F(x) from the cloud (EdgeUploads did the round trip and the counting)."""
+        assert answer.labels is not None  # EdgeUploads hands over answers with labels only
         self._publish(
             job,
             answer.labels,
@@ -376,17 +369,8 @@ class EdgeNode(Node):
             download_s=answer.download_s,
         )
 
-    def _on_upload_dropped(self, job: _Job) -> None:
-        """A waiting hard frame pushed out by a newer one: answered at once with the edge labels."""
-        self._count(dropped_upload=1)
-        self._fallback(job, "dropped", "a newer hard frame replaced it while the link was busy")
-
-    def _fallback(self, job: _Job, status: str, reason: str) -> None:
-        """Publish the edge labels again with source=fallback (cloud missed the deadline or is down)."""
-        cloud_status, is_error = classify_fallback(status)
-        self._count(fallback=1, cloud_status=cloud_status)
-        if is_error:
-            self._count(error=f"frame {job.frame_no}: cloud {status}: {reason}")
+    def _publish_fallback(self, job: _Job, status: str, reason: str) -> None:
+        """Publish the edge labels again with source=fallback (no usable cloud result; reason logged)."""
         self.get_logger().debug(f"frame {job.frame_no}: fallback ({status}: {reason})")
         self._publish(job, job.labels, SegmentationResult.SOURCE_FALLBACK)
 
@@ -437,27 +421,29 @@ class EdgeNode(Node):
         """Worker: open the session (retrying while the router is down), then listen for model updates.
 
         The node serves frames from the start: until the session is open every hard frame falls back.
+        Each step is done once, so a restart by the supervisor continues where the loop died.
         """
         cfg = self._cfg
         attempt = 0
-        while not self._stop.is_set():
+        while self._session is None and not self._stop.is_set():
             try:
-                session = transport.open_session(zconf)
-                break
+                self._session = transport.open_session(zconf)
             except ConfigError as err:
                 attempt += 1
                 if attempt == 1 or attempt % 30 == 0:
                     self.get_logger().warning(f"zenoh not reachable yet ({err}); retrying every 1 s")
                 self._count(cloud_status="unreachable")
                 self._stop.wait(1.0)
-        else:
+        session = self._session
+        if session is None or self._listener is not None:
             return
         self._listener = transport.AnnouncementListener(session, cfg.robot_id, self._on_announcement)
-        self._session = session
         self.get_logger().info(
             f"zenoh session open (zid {session.zid()}), listening on {transport.update_key(cfg.robot_id)}"
         )
-        latest = transport.query_latest_announcement(session, cfg.robot_id, timeout_s=1.0)
+        latest = transport.query_latest_announcement(
+            session, cfg.robot_id, timeout_s=1.0, public_key=cfg.trusted_public_key or None
+        )
         if latest is not None:
             self._updates.put(latest)
 
@@ -477,42 +463,30 @@ class EdgeNode(Node):
                 self._count(updates_refused=1, error=f"update v{announcement.version} refused: {err}")
                 self.get_logger().error(f"model update v{announcement.version} refused: {err}")
             except Exception as err:  # keep serving frames with the old model whatever happens
-                self._count(updates_refused=1, error=f"update v{announcement.version} failed: {err}")
-                self.get_logger().error(
-                    f"model update v{announcement.version} failed: {type(err).__name__}: {err}"
-                )
+                reason = f"{type(err).__name__}: {err}"
+                self._count(updates_refused=1, error=f"update v{announcement.version} failed: {reason}")
+                self.get_logger().error(f"model update v{announcement.version} failed: {reason}")
 
     def _apply_announcement(self, ann: transport.ModelAnnouncement) -> None:
-        cfg = self._cfg
-        newest = self._models.newest_version()
-        if ann.version <= newest:
-            self.get_logger().info(f"ignoring model update v{ann.version}: v{newest} is already loaded")
+        """Fetch and verify one announced version (edge_service.prepare_update) and offer it to the slot."""
+        if not check_update(ann, self._models):
+            self.get_logger().info(f"ignoring model update v{ann.version}: it is already loaded")
             return
         self.get_logger().info(f"model update v{ann.version} announced (sha256 {ann.sha256[:12]}), fetching")
-        path, _ = transport.fetch_into_store(
-            self._session,
-            cfg.robot_id,
-            ann,
-            weights.WeightStore(cfg.weights_path),
-            model_name=cfg.edge_model_name,
-            num_classes=cfg.num_classes,
-            public_key=cfg.trusted_public_key or None,
-            timeout_s=cfg.update_timeout_s,
-        )
-        candidate = load_candidate(
-            cfg,
-            path,
-            origin="update",
-            expected_sha256=ann.sha256,
-            signature=ann.signature or None,
-            expected_version=ann.version,
-        )
-        self._models.offer(candidate)
+        self._models.offer(prepare_update(self._session, self._cfg, ann))
 
     # -------------------------------------------------------------------------------- diagnostics
 
     def _count(self, error: str | None = None, cloud_status: str | None = None, **increments: int) -> None:
         self._counters.count(error=error, cloud_status=cloud_status, **increments)
+
+    def _on_worker_death(self, worker: str, reason: str) -> None:
+        """Supervisor: a node thread died (it is restarted); counted for /diagnostics and logged."""
+        self._counters.worker_died(f"{worker} worker: {reason}")
+        self._log_death(f"{worker} worker", reason)
+
+    def _log_death(self, worker: str, reason: str) -> None:
+        self.get_logger().error(f"{worker} died and is restarted: {reason}")
 
     def counters(self) -> dict[str, Any]:
         """A snapshot of the diagnostics counters (frames, uploaded, fallback, errors, ...)."""
@@ -528,7 +502,7 @@ class EdgeNode(Node):
             snap,
             rate_hz=(snap["frames"] - last_frames) / max(1e-6, now - last_t),
             version=self._models.current.version,
-            in_flight=self._uploader.in_flight if self._uploader else 0,
+            in_flight=self._uploads.in_flight if self._uploads else 0,
             threshold=self._cfg.threshold,
         )
         level = DiagnosticStatus.WARN if warn else DiagnosticStatus.OK
@@ -539,18 +513,12 @@ class EdgeNode(Node):
 
     # --------------------------------------------------------------------------------- lifecycle
 
-    def _start_thread(self, target: Callable[[], None], name: str) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)
-        thread.start()
-        self._threads.append(thread)
-
     def destroy_node(self) -> None:
         """Stop the workers (bounded waits), close Zenoh, then destroy the ROS interfaces."""
         self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=5.0)
-        if self._uploader is not None:
-            self._uploader.close(timeout_s=min(10.0, self._cfg.deadline_s + 1.0))
+        self._supervisor.stop(timeout_s=5.0)
+        if self._uploads is not None:
+            self._uploads.close(timeout_s=min(10.0, self._cfg.deadline_s + 1.0))
         if self._listener is not None:
             self._listener.close()
         close_session(self._session, self)

@@ -1,4 +1,10 @@
-"""`make demo`: router, cloud, trainer, edge and bag player as separate processes on loopback; a report."""
+"""`make demo`: router, cloud, trainer, edge and bag player as separate processes on loopback; a report.
+
+Exit status (laecips_core.demo_report): 0 an accepted update reached the edge and f with the weights
+the edge ran scores at least f with the starting weights on the frames processed since the update
+(``update_gain`` in runs/demo/report.json); 1 a process failed or the demo timed out; 3 no update
+reached the edge; 4 no frame was processed after the update; 5 the update did not help; 130 interrupted.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +26,9 @@ import numpy as np
 from laecips_core.data import NUM_CLASSES
 from laecips_core.errors import LaecipsError
 from laecips_core.processes import ProcessGroup, free_port, random_domain_id, ros_env, zenoh_endpoint
+from laecips_core.training_job import store_dir
 
-from laecips_core import bags, imaging, metrics, pretraining, transport, weights
+from laecips_core import bags, demo_report, imaging, metrics, pretraining, transport, weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,11 +47,15 @@ class DemoConfig:
         target_cur: delta is calibrated so that this share of held-out frames is hard.
         exploration_rate: share of easy frames uploaded anyway.
         deadline_s: per-frame deadline of the cloud result at the edge (seconds).
+        max_in_flight: the edge's upload workers (hard frames waiting on the cloud at once); one more
+            hard frame may wait for a worker, newer ones push it out (``dropped_upload``).
         maxsize: the trainer trains when the replay buffer holds more samples than this.
         epochs: training epochs per update.
         max_passes: most passes over the bag while waiting for a model update.
         timeout_s: hard limit of the whole demo (seconds).
         weights_profile: pre-training profile of the starting weights.
+        torch_threads: torch/OpenMP threads of each node process (OMP_NUM_THREADS): the edge, the cloud
+            and the trainer each run torch, and more threads than cores slow them all down.
     """
 
     out: Path = ROOT / "runs" / "demo"
@@ -52,15 +63,17 @@ class DemoConfig:
     width: int = 320
     height: int = 240
     frames_per_task: int = 40
-    rate: float = 1.0
-    target_cur: float = 0.35
+    rate: float = 0.25
+    target_cur: float = 0.25
     exploration_rate: float = 0.02
     deadline_s: float = 3.0
+    max_in_flight: int = 3
     maxsize: int = 30
     epochs: int = 3
-    max_passes: int = 12
+    max_passes: int = 8
     timeout_s: float = 900.0
     weights_profile: str = "demo"
+    torch_threads: int = 1
 
 
 # --------------------------------------------------------------------------------------- preparation
@@ -104,6 +117,16 @@ def ground_truth(bag: Path) -> dict[int, np.ndarray]:
         if frame.labels is not None:
             truth[int(round(frame.timestamp * 1e9))] = frame.labels
     return truth
+
+
+def bag_images(bag: Path, stamps: set[int]) -> dict[int, np.ndarray]:
+    """Header stamp (ns) -> (H,W,3) uint8 RGB of the bag frames with those stamps."""
+    images = {}
+    for frame in bags.read_bag_frames(bag, bags.DEFAULT_TOPICS.image):
+        stamp = int(round(frame.timestamp * 1e9))
+        if stamp in stamps:
+            images[stamp] = frame.image
+    return images
 
 
 def calibrate_delta(bundle: Path, cfg: DemoConfig, frames: int = 60, stride: int = 5) -> float:
@@ -179,6 +202,7 @@ class Output:
     total_s: float
     miou: float
     conf: np.ndarray
+    cloud_s: float = 0.0
 
 
 @dataclass
@@ -218,6 +242,7 @@ class Monitor:
             float(msg.total_s),
             metrics.dataset_miou(conf),  # of one frame's matrix: that frame's mIoU (Eq. 25)
             conf,
+            float(msg.cloud_compute_s),
         )
         if msg.source == "edge":
             record = FrameRecord(stamp, out)
@@ -286,6 +311,10 @@ def summarise(monitor: Monitor, extra: dict[str, Any]) -> dict[str, Any]:
             "by_source": {
                 k: metrics.percentiles([o.total_s for o in v], (50, 95)) for k, v in by_source.items() if v
             },
+            # cloud time per answered frame (its queue wait, f, LVM, fusion): what the upload rate must fit
+            "cloud_compute": metrics.percentiles([o.cloud_s for o in by_source["cloud"]], (50, 95))
+            if by_source["cloud"]
+            else None,
         },
         "counts": {
             **{k: len(v) for k, v in by_source.items()},
@@ -296,10 +325,55 @@ def summarise(monitor: Monitor, extra: dict[str, Any]) -> dict[str, Any]:
             "sent": int(diag.get("bytes_sent", 0)),
             "received": int(diag.get("bytes_received", 0)),
         },
+        # uploads pushed out of the edge's newest-wins upload queue (the cloud did not keep up)
+        "dropped_upload": demo_report.upload_drops(diag),
+        "update_gain": demo_report.UpdateGain(0, None, None, {}).as_report(),
         "edge_diagnostics": diag,
     }
     report.update(extra)
     return _plain(report)
+
+
+def score_update(
+    monitor: Monitor,
+    *,
+    start_bundle: Path,
+    stores: list[Path],
+    bag: Path,
+    input_size: tuple[int, int],
+    public_key: Path | None,
+) -> tuple[demo_report.UpdateGain, dict[str, Any]]:
+    """f of the starting weights vs f of the weights the edge ran, on the frames since the first update.
+
+    The frames are those the edge published after the first result with a new model version; each is
+    scored with f from the signed bundle of the version the edge reported for it (the trainer's weight
+    store) and with f from the starting bundle, against the bag's labels (``demo_report.SCORED``).
+
+    Returns:
+        (``UpdateGain``, details for the report: start version, frames per version, what was scored and,
+        as a cross-check, the mIoU of the f labels the edge itself published on those frames).
+    """
+    start_version = weights.load_bundle(start_bundle).version
+    processed = [(r.stamp, r.edge.version) for r in monitor.frames]
+    since = demo_report.frames_since_update(processed, start_version)
+    resolve = demo_report.bundle_resolver(start_version, start_bundle, stores)
+    gain = demo_report.score_update_gain(
+        since,
+        start_version=start_version,
+        images=bag_images(bag, {stamp for stamp, _ in since}),
+        truth=monitor.truth,
+        labeller=lambda version: demo_report.f_labeller(resolve(version), input_size, public_key),
+        num_classes=NUM_CLASSES,
+    )
+    since_records = monitor.frames[len(processed) - len(since) :]
+    detail = {
+        "start_version": start_version,
+        "frames_by_version": {str(k): v for k, v in gain.frames_by_version.items()},
+        "bundles": {str(v): resolve(v) for v in sorted({start_version, *gain.frames_by_version})},
+        "scored": demo_report.SCORED,
+        "miou_after_published_f": _mean([r.edge.miou for r in since_records]),
+    }
+    return gain, detail
 
 
 def _plain(value: Any) -> Any:
@@ -350,7 +424,30 @@ def format_report(report: dict[str, Any]) -> str:
             f"latency p50 {f(lat['p50'])} s, p95 {f(lat['p95'])} s; counts {report['counts']}",
             f"bytes sent {report['bytes']['sent']}, received {report['bytes']['received']}; "
             f"wall {report['wall_s']:.0f} s",
+            _gain_line(report.get("update_gain") or {}),
+            _drops_line(report.get("dropped_upload") or {}),
         ]
+    )
+
+
+def _gain_line(gain: dict[str, Any]) -> str:
+    """update_gain in words: f before vs f after on the frames since the update."""
+    if not gain.get("frames"):
+        return "update gain: no frame processed after an update was scored"
+    return (
+        f"update gain on the {gain['frames']} frames since the update: mIoU of f with the starting "
+        f"weights {gain['miou_before']:.3f} -> with the weights the edge ran {gain['miou_after']:.3f}"
+    )
+
+
+def _drops_line(drops: dict[str, Any]) -> str:
+    """dropped_upload in words: uploads the edge's newest-wins queue dropped, against the bound."""
+    if drops.get("share") is None:
+        return f"uploads dropped by the edge's newest-wins queue: {drops.get('count', 0)} (no uploads)"
+    return (
+        f"uploads dropped by the edge's newest-wins queue: {drops['count']} of {drops['uploads']} "
+        f"({100 * drops['share']:.1f} %, bound {100 * drops['bound']:.0f} %: "
+        f"{'met' if drops['met'] else 'NOT met'})"
     )
 
 
@@ -384,7 +481,7 @@ def run(cfg: DemoConfig) -> int:
         shutil.rmtree(logs)
     domain = random_domain_id()
     endpoint = zenoh_endpoint(free_port())
-    env = ros_env(domain)
+    env = ros_env(domain, {"OMP_NUM_THREADS": str(cfg.torch_threads)})
     bundle = signed_copy(bundle, state / "factory", priv)
     common = {
         "zenoh_connect": [endpoint],
@@ -417,7 +514,9 @@ def run(cfg: DemoConfig) -> int:
         {
             **common, **size, "robot_id": cfg.robot_id, "image_topic": bags.DEFAULT_TOPICS.image,
             "zenoh_config": str(ROOT / "config" / "edge.json5"), "num_classes": NUM_CLASSES,
-            "threshold": delta, "exploration_rate": cfg.exploration_rate, "deadline_s": cfg.deadline_s,
+            "threshold": delta, "target_upload_rate": cfg.target_cur,
+            "exploration_rate": cfg.exploration_rate, "deadline_s": cfg.deadline_s,
+            "max_in_flight": cfg.max_in_flight,
             "trusted_public_key": str(pub), "weights_dir": str(state / "edge_weights"),
         },
     )  # fmt: skip
@@ -503,9 +602,7 @@ def run(cfg: DemoConfig) -> int:
         settle = time.monotonic() + cfg.deadline_s + 1.0  # answers of the last uploads
         while time.monotonic() < settle:
             rclpy.spin_once(node, timeout_sec=0.1)
-        status = 0 if update_at is not None else 3
-        if update_at is None:
-            log("no model update reached the edge within the passes; see logs/trainer.log")
+        status = demo_report.EXIT_OK  # ran to the end; decide_exit below says whether it proved it
     except KeyboardInterrupt:
         log("interrupted: stopping every process")
         status = 130
@@ -524,9 +621,30 @@ def run(cfg: DemoConfig) -> int:
         rclpy.try_shutdown()
     if left:
         log(f"processes still running: {left}")
-        return 1
+        return demo_report.EXIT_FAILED
+    gain = demo_report.UpdateGain(0, None, None, {})
+    if status == demo_report.EXIT_OK and update_at is not None:
+        log("scoring f before and after the update on the frames the edge processed since it arrived")
+        try:
+            gain, extra["update_gain_detail"] = score_update(
+                monitor,
+                start_bundle=bundle,
+                stores=[store_dir(state / "weights", cfg.robot_id), state / "edge_weights"],
+                bag=bag,
+                input_size=(cfg.height, cfg.width),
+                public_key=pub,
+            )
+        except LaecipsError as err:
+            log(f"failed: cannot score the update: {err}")
+            status = demo_report.EXIT_FAILED
+    verdict = None
+    if status == demo_report.EXIT_OK:
+        verdict = demo_report.decide_exit(update_at is not None, gain)
+        status = verdict.status
     extra.update(
         {
+            "verdict": verdict.message if verdict is not None else None,
+            "update_gain": gain.as_report(),
             "passes": passes,
             "frames_published": published,
             "update_reached_edge_s": update_at,
@@ -538,6 +656,8 @@ def run(cfg: DemoConfig) -> int:
     (cfg.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(format_report(report), flush=True)
     log(f"report written to {cfg.out / 'report.json'}; all processes stopped")
+    if verdict is not None:
+        log(f"exit status {status}: {verdict.message}")
     return status
 
 
@@ -563,6 +683,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=defaults.out)
     parser.add_argument("--frames-per-task", type=int, default=defaults.frames_per_task)
     parser.add_argument("--rate", type=float, default=defaults.rate)
+    parser.add_argument("--target-cur", type=float, default=defaults.target_cur)
+    parser.add_argument("--max-in-flight", type=int, default=defaults.max_in_flight)
     parser.add_argument("--maxsize", type=int, default=defaults.maxsize)
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--max-passes", type=int, default=defaults.max_passes)
@@ -577,6 +699,8 @@ def main(argv: list[str] | None = None) -> int:
         out=args.out,
         frames_per_task=args.frames_per_task,
         rate=args.rate,
+        target_cur=args.target_cur,
+        max_in_flight=args.max_in_flight,
         maxsize=args.maxsize,
         epochs=args.epochs,
         max_passes=args.max_passes,

@@ -159,3 +159,21 @@ def test_upload_scheduler_survives_a_raising_handler_and_restarts_a_dead_worker(
         assert scheduler.health().restarts == 1 and scheduler.health().alive == 1
     finally:
         assert scheduler.close(timeout_s=5.0) == []
+
+
+def test_tracked_upload_decision_uploads_at_the_target_rate_whatever_h_says():
+    """A new recording where h says ~0.999 on every frame still gets uploads near the target."""
+    import random
+
+    import numpy as np
+    from laecips_core.mining import TrackingDelta
+    from laecips_core.offload import tracked_upload_decision
+
+    rng = np.random.default_rng(1)
+    confidences = 0.998 + 0.001 * rng.random(600)  # a fixed delta of 0.5 would upload none of these
+    tracker = TrackingDelta(0.35, window=50)
+    draws = random.Random(0)
+    decisions = [tracked_upload_decision(c, tracker, 0.0, draws) for c in confidences]
+    rate = np.mean([uploaded for _, uploaded, _ in decisions])
+    assert abs(rate - 0.35) < 0.05
+    assert np.isnan(decisions[0][2]) and all(np.isfinite(d) for _, _, d in decisions[1:])

@@ -178,6 +178,7 @@ def edge_params(tmp_path: Path, endpoint: str, bundle: Path, **overrides: Any) -
         "num_classes": NUM_CLASSES,
         "miner": "neural",
         "threshold": 0.0,
+        "target_upload_rate": 0.0,  # a fixed delta: the tests choose which frames are hard
         "exploration_rate": 0.0,
         "max_in_flight": 2,
         "deadline_s": 2.0,

@@ -74,3 +74,74 @@ def test_report_without_cloud_frames_has_null_fallback(demo) -> None:
     report = demo.summarise(monitor, {"wall_s": 0.5})
     assert report["miou"]["fallback"] is None and report["miou"]["cloud"] is None
     assert report["miou"]["all"] == pytest.approx(1.0)
+
+
+def test_report_has_update_gain_and_dropped_uploads(demo) -> None:
+    gt = np.ones((2, 2), np.uint8)
+    monitor = demo.Monitor({5_000_000_000: gt})
+    monitor.on_result(_result(5, gt, "edge", 0, True, 0.01))
+    monitor.on_diagnostics(_diagnostics({"uploaded": "20", "dropped_upload": "1", "frames": "50"}))
+    report = demo.summarise(monitor, {"wall_s": 0.5})
+    assert report["update_gain"] == {"frames": 0, "miou_before": None, "miou_after": None}
+    drops = report["dropped_upload"]
+    assert drops == {"count": 1, "uploads": 20, "share": pytest.approx(0.05), "bound": 0.1, "met": True}
+    gain = {"frames": 4, "miou_before": 0.25, "miou_after": 0.5}
+    report = demo.summarise(monitor, {"wall_s": 0.5, "update_gain": gain})
+    assert report["update_gain"] == gain
+    text = demo.format_report(report)
+    assert (
+        "0.250 -> with the weights the edge ran 0.500" in text and "1 of 20 (5.0 %, bound 10 %: met)" in text
+    )
+    json.dumps(report)
+
+
+def _diagnostics(values: dict[str, str]):
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    status = DiagnosticStatus(name="laecips_edge: robot1")
+    status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+    return DiagnosticArray(status=[status])
+
+
+def test_score_update_uses_the_version_the_edge_ran_per_frame(demo, tmp_path: Path, monkeypatch) -> None:
+    from bundle_helpers import write_tiny_bundle
+
+    from laecips_core import weights
+
+    classes = demo.NUM_CLASSES
+    hw = (48, 64)
+    priv, pub = weights.generate_keypair(tmp_path / "keys")
+    start = write_tiny_bundle(tmp_path / "factory" / "start.safetensors", 0, classes, label=2)
+    store = weights.WeightStore(tmp_path / "weights" / "robot1")
+    v1 = store.put(write_tiny_bundle(tmp_path / "v1.safetensors", 1, classes, label=5).read_bytes(), 1)
+    for path in (start, v1):
+        weights.write_signature(path, weights.sign_digest(priv, weights.sha256_file(path)))
+    gt = np.full(hw, 5, np.uint8)
+    gt[:, :16] = 2  # f v0 (all 2): mIoU 0.125; f v1 (all 5): 0.375
+    monitor = demo.Monitor({s * 1_000_000_000: gt for s in (1, 2, 3)})
+    v0_labels, v1_labels = np.full(hw, 2, np.uint8), np.full(hw, 5, np.uint8)
+    monitor.on_result(_result(1, v0_labels, "edge", 0, False, 0.01))  # before the update: not scored
+    monitor.on_result(_result(2, v1_labels, "edge", 1, True, 0.01))
+    monitor.on_result(_result(2, gt, "cloud", 1, True, 0.5))  # F(x) is not what update_gain scores
+    monitor.on_result(_result(3, v1_labels, "edge", 1, False, 0.01))
+    rng = np.random.default_rng(1)
+    images = {s * 1_000_000_000: rng.integers(0, 256, (*hw, 3), dtype=np.uint8) for s in (1, 2, 3)}
+    asked: list[set[int]] = []
+
+    def fake_bag_images(bag: Path, stamps: set[int]) -> dict[int, np.ndarray]:
+        asked.append(stamps)
+        return {s: images[s] for s in stamps}
+
+    monkeypatch.setattr(demo, "bag_images", fake_bag_images)
+    gain, detail = demo.score_update(
+        monitor, start_bundle=start, stores=[store.directory], bag=tmp_path, input_size=hw, public_key=pub
+    )
+    assert asked == [{2_000_000_000, 3_000_000_000}]
+    assert gain.as_report() == {
+        "frames": 2,
+        "miou_before": pytest.approx(0.125),
+        "miou_after": pytest.approx(0.375),
+    }
+    assert detail["start_version"] == 0 and detail["frames_by_version"] == {"1": 2}
+    assert detail["bundles"] == {"0": start, "1": v1}
+    assert detail["miou_after_published_f"] == pytest.approx(0.375)  # the edge's own f labels agree

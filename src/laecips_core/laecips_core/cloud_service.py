@@ -27,7 +27,7 @@ from laecips_core import transport
 from laecips_core.assisted import AssistedInference
 from laecips_core.errors import ConfigError, LaecipsError, ReplayError, WireFormatError
 from laecips_core.fusion import ORDERS, MaskOrder
-from laecips_core.lvm import LVM, build_lvm, lvm_registry
+from laecips_core.lvm import DEFAULT_LVM, LVM, build_lvm, lvm_registry
 from laecips_core.models import DEFAULT_EDGE_MODEL
 from laecips_core.params import (
     ZENOH_PARAMS,
@@ -82,7 +82,7 @@ class CloudConfig(ZenohFields):
     """
 
     robot_ids: tuple[str, ...] = ("robot1",)
-    lvm: str = "felzenszwalb"
+    lvm: str = DEFAULT_LVM
     lvm_params: str = "{}"
     edge_model_name: str = DEFAULT_EDGE_MODEL
     edge_model_path: str = ""
@@ -112,7 +112,8 @@ class CloudConfig(ZenohFields):
         """
         check_robot_ids(self.robot_ids)
         self.check_zenoh()
-        check_choice("lvm", self.lvm, sorted(lvm_registry))
+        # the oracle LVM reads ground truth: an evaluation upper bound, never a live cloud
+        check_choice("lvm", self.lvm, sorted(set(lvm_registry) - {"oracle"}))
         self.lvm_kwargs()
         check_choice("fusion_order", self.fusion_order, ORDERS)
         if (self.input_height == 0) != (self.input_width == 0):

@@ -62,7 +62,12 @@ class EdgeConfig:
         input_height: height f runs at (pixels; 0 = the camera's).
         input_width: width f runs at (pixels; 0 = the camera's).
         miner: hard-input miner h: "neural" (the bundle's MinerNet), "mess", "sm" or "spp" (Eq. 22-24).
-        threshold: delta; a frame is hard when h(f(x)) <= delta.
+        threshold: fixed delta, used only when ``target_upload_rate`` is 0: a frame is hard when
+            h(f(x)) <= delta. A fixed delta works only for the h and the stream it was calibrated on.
+        target_upload_rate: wanted cloud upload rate (CUR, the evaluation's budget 0.35 by default):
+            delta follows the ``rate_window`` latest confidences (``mining.TrackingDelta``) and restarts
+            after every model update, so any stream and any h get uploads at this rate; 0 = fixed delta.
+        rate_window: frames the tracking delta looks back on.
         exploration_rate: probability that an easy frame is uploaded anyway (keeps h calibrated).
         max_in_flight: most hard frames waiting on the cloud at once.
         deadline_s: seconds from a frame's arrival until its cloud result is given up (fallback).
@@ -92,6 +97,8 @@ class EdgeConfig:
     input_width: int = 0
     miner: str = "neural"
     threshold: float = 0.5
+    target_upload_rate: float = 0.35
+    rate_window: int = 50
     exploration_rate: float = 0.02
     max_in_flight: int = 2
     deadline_s: float = 2.0
@@ -215,7 +222,23 @@ EDGE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("input_height", "input_height", "height f runs at in pixels (0 = camera's)", 0, 8192),
     ParamSpec("input_width", "input_width", "width f runs at in pixels (0 = camera's)", 0, 8192),
     ParamSpec("miner", "miner", "hard-input miner h: neural, mess, sm or spp"),
-    ParamSpec("threshold", "threshold", "delta: a frame is hard when h(f(x)) <= delta", 0.0, 1.0, True),
+    ParamSpec(
+        "threshold",
+        "threshold",
+        "fixed delta (target_upload_rate 0): hard when h(f(x)) <= delta",
+        0.0,
+        1.0,
+        True,
+    ),
+    ParamSpec(
+        "target_upload_rate",
+        "target_upload_rate",
+        "CUR the tracking delta keeps (0 = fixed threshold)",
+        0.0,
+        1.0,
+        True,
+    ),
+    ParamSpec("rate_window", "rate_window", "frames the tracking delta looks back on", 1, 100000, True),
     ParamSpec(
         "exploration_rate", "exploration_rate", "probability of uploading an easy frame", 0.0, 1.0, True
     ),

@@ -293,6 +293,7 @@ def has_pretrained_backbone(name: str) -> bool:
     """Whether ``build_edge_model(name, M, pretrained_backbone=True)`` can load real weights."""
     return name in PRETRAINED_BACKBONES
 
+
 edge_model_registry: dict[str, EdgeModelBuilder] = {
     "lraspp_mobilenetv3": build_lraspp_mobilenetv3,
     "effnet_lite0_lraspp": build_effnet_lite0_lraspp,

@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from laecips_core.mining import TrackingDelta
 from laecips_core.supervision import Supervisor, WorkerHealth, describe
 
 T = TypeVar("T")
@@ -38,6 +39,20 @@ def upload_decision(
     hard = confidence <= threshold
     explore = not hard and rng.random() < exploration_rate
     return hard, hard or explore
+
+
+def tracked_upload_decision(
+    confidence: float, tracker: TrackingDelta, exploration_rate: float, rng: random.Random
+) -> tuple[bool, bool, float]:
+    """``upload_decision`` with the tracking delta of ``mining.TrackingDelta`` (the live default).
+
+    Returns:
+        (hard, uploaded, delta used for this frame; NaN while the tracker's window is empty).
+    """
+    delta = tracker.delta
+    hard = tracker.decide(confidence)
+    explore = not hard and rng.random() < exploration_rate
+    return hard, hard or explore, delta
 
 
 def remaining_s(deadline_s: float, arrival: float, now: float) -> float:

@@ -32,7 +32,8 @@ from laecips_core.edge_service import (
     untrained_candidate,
 )
 from laecips_core.errors import ConfigError, ImageError, LaecipsError
-from laecips_core.offload import LatestQueue, upload_decision
+from laecips_core.mining import TrackingDelta
+from laecips_core.offload import LatestQueue, tracked_upload_decision, upload_decision
 from laecips_core.params import field_changes
 from laecips_core.supervision import Supervisor
 from rcl_interfaces.msg import SetParametersResult
@@ -139,6 +140,8 @@ class EdgeNode(Node):
         self._uploads: EdgeUploads[_Job] | None = None
         self._supervisor = Supervisor("laecips", on_death=self._on_worker_death)
         self._rng = random.Random()
+        self._tracking: TrackingDelta | None = None
+        self._delta = float("nan")
         self._frame_no = 0
         self._last_diag = (time.monotonic(), 0)
 
@@ -276,11 +279,20 @@ class EdgeNode(Node):
         else:
             self._cfg = replace(self._cfg, edge_model_version=candidate.version)
         self._set_internal(values)
+        if self._tracking is not None:  # new f and h: the old confidences say nothing about theirs
+            self._tracking.reset()
         self._count(updates_applied=1)
         self.get_logger().info(
             f"model v{old} -> v{candidate.version} ({candidate.origin}, sha256 {candidate.sha256[:12]}, "
             f"{candidate.path})"
         )
+
+    def _tracker(self, cfg: EdgeConfig) -> TrackingDelta:
+        """The tracking delta for the current target rate and window (rebuilt when they change)."""
+        t = self._tracking
+        if t is None or t.target_rate != cfg.target_upload_rate or t.window.maxlen != cfg.rate_window:
+            t = self._tracking = TrackingDelta(cfg.target_upload_rate, cfg.rate_window)
+        return t
 
     # ------------------------------------------------------------------------------------- camera
 
@@ -333,7 +345,15 @@ class EdgeNode(Node):
             self.get_logger().error(f"dropping camera frame (stamp {stamp:.3f}): {err}")
             return
         confidence = float(result.confidence)
-        hard, uploaded = upload_decision(confidence, cfg.threshold, cfg.exploration_rate, self._rng)
+        if cfg.target_upload_rate > 0:
+            tracker = self._tracker(cfg)
+            hard, uploaded, delta = tracked_upload_decision(
+                confidence, tracker, cfg.exploration_rate, self._rng
+            )
+        else:
+            hard, uploaded = upload_decision(confidence, cfg.threshold, cfg.exploration_rate, self._rng)
+            delta = cfg.threshold
+        self._delta = delta
         self._frame_no += 1
         job = _Job(
             frame_no=self._frame_no,
@@ -343,7 +363,7 @@ class EdgeNode(Node):
             labels=np.asarray(result.labels),
             probs=np.asarray(result.probs),
             confidence=confidence,
-            threshold=float(cfg.threshold),
+            threshold=float(delta),
             hard=hard,
             uploaded=uploaded,
             version=model.version,
@@ -503,7 +523,7 @@ class EdgeNode(Node):
             rate_hz=(snap["frames"] - last_frames) / max(1e-6, now - last_t),
             version=self._models.current.version,
             in_flight=self._uploads.in_flight if self._uploads else 0,
-            threshold=self._cfg.threshold,
+            threshold=self._delta,
         )
         level = DiagnosticStatus.WARN if warn else DiagnosticStatus.OK
         robot = self._cfg.robot_id

@@ -100,7 +100,7 @@ class TrainerConfig:
     device: str = "cpu"
     optimizer: str = "adam"
     recipe: str = "refuse"
-    gate: str = "consistency"
+    gate: str = "new_fused"
     confidence_threshold: float = 0.5
     ema_decay: float = 0.99
     rehearsal_fraction: float = 0.25

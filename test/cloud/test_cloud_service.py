@@ -155,14 +155,22 @@ def test_fetch_loop_lives_through_hostile_announcements(tmp_path: Path, initial_
             (deep, _announcement(deep, 1), "corrupt safetensors header"),
             (b"", replace(_announcement(b"x", 2), uri="file:///dev/zero"), "outside this receiver's"),
         ]
-        for refused, (data, announcement, reason) in enumerate(hostile, start=1):
+        for data, announcement, reason in hostile:
+            before = service.snapshot()["robot1"].updates_refused
             if data:
                 publications = [publish_model(trainer, "robot1", announcement.version, data, announcement)]
             else:
                 publications = []
-                trainer.put(update_key("robot1"), announcement.to_json())
             try:
-                assert wait_until(lambda c=refused: service.snapshot()["robot1"].updates_refused >= c, 20.0)
+                # Re-announce until the cloud has seen it: a put sent before its subscription reached
+                # this peer is lost (at most 10 tries, 3 s each).
+                seen = False
+                for _ in range(10):
+                    trainer.put(update_key("robot1"), announcement.to_json())
+                    seen = wait_until(lambda b=before: service.snapshot()["robot1"].updates_refused > b, 3.0)
+                    if seen:
+                        break
+                assert seen
                 assert reason in service.snapshot()["robot1"].last_error
             finally:
                 for publication in publications:

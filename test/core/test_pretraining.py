@@ -9,6 +9,7 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 import torch
+from laecips_core.assisted import AssistedInference
 from laecips_core.errors import ConfigError
 from laecips_core.metrics import auroc
 from laecips_core.mining import MinerNet
@@ -105,13 +106,15 @@ def test_hard_labels_follow_the_paper_rule() -> None:
     rng = np.random.default_rng(0)
     pattern = [True, False, False, True, False, True, False, False, True, False]
     frames = [_frame(hard, rng) for hard in pattern]
-    _, stats = hard_labels(_ColourSeg(), frames, _HalvesLVM(), _cfg(), progress=False)
+    _, stats = hard_labels(_ColourSeg(), frames, AssistedInference(_HalvesLVM()), _cfg(), progress=False)
     assert stats.hard.tolist() == pattern
     assert np.all(stats.miou_fused[stats.hard] - stats.miou_edge[stats.hard] >= 0.1)
     assert np.allclose(stats.miou_fused, 1.0)  # the layout masks fix every error of f
     assert stats.summary["hard"] == 4 and stats.summary["easy"] == 6
     # A stricter margin than any gain makes every frame easy.
-    _, strict = hard_labels(_ColourSeg(), frames, _HalvesLVM(), _cfg(hard_margin=0.9), progress=False)
+    _, strict = hard_labels(
+        _ColourSeg(), frames, AssistedInference(_HalvesLVM()), _cfg(hard_margin=0.9), progress=False
+    )
     assert not strict.hard.any()
 
 
@@ -121,7 +124,7 @@ def test_pretrain_miner_separates_hard_from_easy() -> None:
     frames = [_frame(hard, rng) for hard in pattern]
     f = _ColourSeg()
     cfg = _cfg(seed=3, batch_size=24, miner_epochs=12, miner_lr=3e-3)  # 12 full-batch steps: fast
-    h, stats = pretrain_miner(f, frames, _HalvesLVM(), cfg, progress=False)
+    h, stats = pretrain_miner(f, frames, AssistedInference(_HalvesLVM()), cfg, progress=False)
     assert not h.training and isinstance(h, MinerNet)
     assert stats.summary["class_weights"]["hard"] == pytest.approx(24 / 16)
     assert stats.losses[-1] < stats.losses[0]

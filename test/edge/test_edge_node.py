@@ -271,7 +271,10 @@ def test_trainer_update_reaches_the_edge_end_to_end(tmp_path: Path, router):
                 time.sleep(0.2)
             version = peer.get_parameter("edge_model.version")
             assert version >= 1
-            assert "update refused" not in trainer.log()
+            # A random-init start can make a collapsed candidate first: the gate may refuse it, with
+            # its reason, before an accepted update reaches the edge.
+            refusals = [ln for ln in trainer.log().splitlines() if "update refused" in ln]
+            assert all("collapse guard" in ln or "gate " in ln for ln in refusals), refusals
             after = _send(peer, pub, 1000, rgb=reference)
             new = [r for r in peer.results_for(after) if r.source == "edge"][0]
             assert new.model_version == version

@@ -23,26 +23,14 @@ from laecips_core.mining import MinerNet
 from laecips_core.models import build_edge_model
 from laecips_core.training import RECIPES, TrainerConfig, train_edge
 from torch import nn
+from toy_data import toy_frames
 
 M = 3
 SIZE = (32, 48)
 
 
 def _toy(n: int, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Frames with a red (class 1) and a blue (class 2) rectangle on grey noise (class 0)."""
-    rng = np.random.default_rng(seed)
-    images, labels = [], []
-    for _ in range(n):
-        img = rng.integers(90, 140, (*SIZE, 3), dtype=np.uint8)
-        lab = np.zeros(SIZE, np.uint8)
-        for cls, color in ((1, (220, 30, 30)), (2, (30, 30, 220))):
-            y0, x0 = rng.integers(0, SIZE[0] - 12), rng.integers(0, SIZE[1] - 16)
-            hh, ww = rng.integers(8, 13), rng.integers(10, 17)
-            img[y0 : y0 + hh, x0 : x0 + ww] = color
-            lab[y0 : y0 + hh, x0 : x0 + ww] = cls
-        images.append(img)
-        labels.append(lab)
-    return images, labels
+    return toy_frames(n, seed, SIZE)
 
 
 def _samples(images: list[np.ndarray], labels: list[np.ndarray], masks: bool = True) -> list[SimpleNamespace]:

@@ -134,6 +134,14 @@ def _add_eval(subparsers: Any) -> None:
         help="SAM checkpoint for --lvm sam (.pth or .safetensors)",
     )
     methods.add_argument(
+        "--stream-norm-prior",
+        type=float,
+        default=None,
+        metavar="N",
+        help="BatchNorm prior strength N of f on the robot: each frame is normalised with (N * stored + "
+        "its own statistics) / (N + 1); 0 = stored statistics only, the paper's f (default 16)",
+    )
+    methods.add_argument(
         "--cur-budget", type=_fraction, default=None, help="target cloud upload rate for delta (default 0.35)"
     )
     methods.add_argument(
@@ -211,6 +219,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         num_classes=args.num_classes,
         methods=methods,
         lvm=args.lvm,
+        stream_norm_prior=args.stream_norm_prior,
         sam_checkpoint=args.sam_checkpoint,
         cur_budget=args.cur_budget,
         latency_budget_s=args.latency_budget_s,

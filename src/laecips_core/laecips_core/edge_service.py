@@ -33,6 +33,7 @@ from laecips_core.models import DEFAULT_EDGE_MODEL
 from laecips_core.offload import UploadScheduler, classify_fallback, remaining_s, split_network
 from laecips_core.params import ParamSpec, check_choice, check_zenoh_fields, zenoh_from_fields
 from laecips_core.predictor import EdgePredictor
+from laecips_core.streamnorm import DEFAULT_STREAM_NORM_PRIOR
 
 IMAGE_TRANSPORTS = ("raw", "compressed")
 IMAGE_QOS = ("sensor_data", "reliable")
@@ -61,6 +62,9 @@ class EdgeConfig:
         num_classes: M.
         input_height: height f runs at (pixels; 0 = the camera's).
         input_width: width f runs at (pixels; 0 = the camera's).
+        stream_norm_prior: N of ``streamnorm``: f normalises each frame with (N * stored + the frame's
+            own BatchNorm statistics) / (N + 1), so f follows light and scene changes with no lag;
+            0 = stored statistics only (the paper's f). The cloud runs f the same way.
         miner: hard-input miner h: "neural" (the bundle's MinerNet), "mess", "sm" or "spp" (Eq. 22-24).
         threshold: fixed delta, used only when ``target_upload_rate`` is 0: a frame is hard when
             h(f(x)) <= delta. A fixed delta works only for the h and the stream it was calibrated on.
@@ -95,6 +99,7 @@ class EdgeConfig:
     num_classes: int = NUM_CLASSES
     input_height: int = 0
     input_width: int = 0
+    stream_norm_prior: float = DEFAULT_STREAM_NORM_PRIOR
     miner: str = "neural"
     threshold: float = 0.5
     target_upload_rate: float = 0.35
@@ -221,6 +226,13 @@ EDGE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("num_classes", "num_classes", "M, number of classes of f", 2, 65535),
     ParamSpec("input_height", "input_height", "height f runs at in pixels (0 = camera's)", 0, 8192),
     ParamSpec("input_width", "input_width", "width f runs at in pixels (0 = camera's)", 0, 8192),
+    ParamSpec(
+        "stream_norm_prior",
+        "stream_norm_prior",
+        "BatchNorm prior N: each frame normalised with (N*stored + own)/(N+1); 0 = stored only",
+        0.0,
+        1e6,
+    ),
     ParamSpec("miner", "miner", "hard-input miner h: neural, mess, sm or spp"),
     ParamSpec(
         "threshold",
@@ -353,7 +365,14 @@ def build_predictor(cfg: EdgeConfig, bundle: weights.Bundle | None) -> EdgePredi
         f, h = build_models(bundle)
         version = bundle.version
     miner = NeuralMiner(h) if cfg.miner == "neural" else build_miner(cfg.miner, cfg.num_classes)
-    return EdgePredictor(f, miner, backend=cfg.backend, input_size=cfg.input_size, version=version)
+    return EdgePredictor(
+        f,
+        miner,
+        backend=cfg.backend,
+        input_size=cfg.input_size,
+        version=version,
+        stream_norm_prior=cfg.stream_norm_prior,
+    )
 
 
 def untrained_candidate(cfg: EdgeConfig) -> ModelCandidate:

@@ -27,6 +27,7 @@ from laecips_core.errors import BagError, ConfigError
 from laecips_core.lvm import DEFAULT_LVM
 from laecips_core.predictor import EdgePredictor, miner_network
 from laecips_core.replay import ReplayBuffer
+from laecips_core.streamnorm import DEFAULT_STREAM_NORM_PRIOR, check_prior
 from laecips_core.training import TrainerConfig, resize_images, should_train
 
 METHODS: tuple[str, ...] = (
@@ -135,6 +136,8 @@ class EvalConfig:
         methods: subset of METHODS.
         lvm, lvm_kwargs: the large vision model (``lvm.build_lvm``); "oracle" = upper bound only.
         fusion_order: Algorithm 1's mask order, as the cloud node's ``fusion_order``.
+        stream_norm_prior: N of ``streamnorm`` for f on the robot and in the cloud, as the nodes'
+            ``stream_norm_prior`` (0 = stored BatchNorm statistics only, the paper's f).
         cur_budget: target cloud upload rate when delta is chosen per miner.
         latency_budget_s: if set, delta comes from this mean-latency budget via Eq. 10 instead.
         calibrate_on: "calibration" (held-out frames of the pre-training distribution) or "stream"
@@ -179,6 +182,7 @@ class EvalConfig:
     lvm: str = DEFAULT_LVM
     lvm_kwargs: dict[str, Any] = field(default_factory=dict)
     fusion_order: str = "area"
+    stream_norm_prior: float = DEFAULT_STREAM_NORM_PRIOR
     cur_budget: float = 0.35
     latency_budget_s: float | None = None
     calibrate_on: Literal["calibration", "stream"] = "stream"
@@ -211,6 +215,7 @@ class EvalConfig:
             raise ConfigError(f"calibrate_on must be 'calibration' or 'stream', got {self.calibrate_on!r}")
         if self.bag is None and self.task_boundaries is not None:
             raise ConfigError("task boundaries apply to a bag: give --bag or drop --task-boundaries")
+        check_prior(self.stream_norm_prior)
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
         if self.num_classes is not None and not 2 <= self.num_classes <= 255:
@@ -592,6 +597,7 @@ def simulate(
     panels: int = 0,
     total: int | None = None,
     progress: bool = True,
+    stream_norm_prior: float = DEFAULT_STREAM_NORM_PRIOR,
 ) -> Simulation:
     """Replay one stream through every method at once, in stream order (Algorithm 2 per method).
 
@@ -624,6 +630,9 @@ def simulate(
         panels: how many qualitative examples to keep (first hard labelled frame of each task).
         total: number of frames, for the progress bar.
         progress: tqdm bar over frames.
+        stream_norm_prior: N of ``streamnorm``: every method's f on the robot (and the cloud's copy of
+            it) normalises each frame with its own BatchNorm statistics blended with the stored ones;
+            0 = stored statistics only (the paper's f).
 
     Returns:
         Simulation.
@@ -641,7 +650,7 @@ def simulate(
     if missing:
         raise ConfigError(f"no threshold delta for miner(s) {sorted(set(missing))}")
     f0 = f0.eval()
-    base_predictor = EdgePredictor(f0, _NoMiner())
+    base_predictor = EdgePredictor(f0, _NoMiner(), stream_norm_prior=stream_norm_prior)
     base_miners = {name: _build_miner(name, num_classes, h0) for name in miners_needed}
     runs: dict[str, MethodRun] = {}
     for name in methods:
@@ -723,7 +732,7 @@ def simulate(
                     parts = metrics.LatencyParts(f_s, 0.0, 0.0, 0.0)
                     conf_value = math.nan
                 elif run.name == "EDGE-TTA":
-                    out, tta_s = _edge_tta_step(run, frame.image, f0, base, trainer)
+                    out, tta_s = _edge_tta_step(run, frame.image, f0, base, trainer, stream_norm_prior)
                     uploaded, edge_out = False, out
                     parts = metrics.LatencyParts(tta_s, 0.0, 0.0, 0.0)
                     conf_value = math.nan
@@ -778,7 +787,9 @@ def simulate(
                     kept.append(Panel(frame.index, frame.task_id, run.name, frame.image, gt, edge_out, out))
                     panel_tasks.add(frame.task_id)
                 if run.updates and uploaded:
-                    _append_and_maybe_train(run, frame, out, masks, f0, h0, num_classes, trainer)
+                    _append_and_maybe_train(
+                        run, frame, out, masks, f0, h0, num_classes, trainer, stream_norm_prior
+                    )
             bar.set_postfix({k: r.version for k, r in runs.items() if r.updates}, refresh=False)
     finally:
         for run in runs.values():
@@ -816,7 +827,7 @@ def _panel_method(runs: dict[str, MethodRun]) -> str:
 
 
 def _edge_tta_step(
-    run: MethodRun, image: np.ndarray, f0: nn.Module, base: Any, trainer: TrainerConfig
+    run: MethodRun, image: np.ndarray, f0: nn.Module, base: Any, trainer: TrainerConfig, prior: float
 ) -> tuple[np.ndarray, float]:
     """EDGE-TTA for one frame: f's labels; every ``maxsize`` frames its BatchNorm statistics are
     re-estimated on the last ``maxsize + 1`` frames (``adaptation.adapt_batchnorm``), as on a robot
@@ -834,7 +845,9 @@ def _edge_tta_step(
         adapt_batchnorm(f, np.stack(run.tta_window), trainer)
         run.train_s += time.perf_counter() - t0
         if run.predictor is None:
-            run.predictor = EdgePredictor(copy.deepcopy(f0), _NoMiner(), version=run.version)
+            run.predictor = EdgePredictor(
+                copy.deepcopy(f0), _NoMiner(), version=run.version, stream_norm_prior=prior
+            )
         run.version = run.predictor.set_weights(f.state_dict(), None)
         run.f = run.predictor.model
     return labels, secs
@@ -849,6 +862,7 @@ def _append_and_maybe_train(
     h0: nn.Module | None,
     num_classes: int,
     trainer: TrainerConfig,
+    prior: float,
 ) -> None:
     """Algorithm 2 after a hard frame: append (x, F(x), SAM(x)); train when the trigger fires; swap on
     accept. LAECIPS-paper trains with ``PAPER_RECIPE``."""
@@ -901,7 +915,7 @@ def _append_and_maybe_train(
             if neural
             else mining.build_miner(run.miner_name or "", num_classes)
         )
-        run.predictor = EdgePredictor(copy.deepcopy(f0), miner, version=run.version)
+        run.predictor = EdgePredictor(copy.deepcopy(f0), miner, version=run.version, stream_norm_prior=prior)
     # Swapped between frames, as on the robot: the next frame is the first with the new weights.
     run.version = run.predictor.set_weights(result.f_state, result.h_state if neural else None)
     if run.tracker is not None:  # the new f and h give new confidences: delta follows them from now on
@@ -927,6 +941,7 @@ class StartModel:
         class_names: M names (generated "class_<i>" when the source has none).
         calibration: held-out frames of f's pre-training distribution (for delta), possibly empty.
         description: source of the weights, for results.json.
+        stream_norm_prior: N of ``streamnorm`` with which the robot runs f (0 = stored statistics).
     """
 
     f: nn.Module
@@ -935,6 +950,7 @@ class StartModel:
     class_names: list[str]
     calibration: list[StreamFrame]
     description: dict[str, Any]
+    stream_norm_prior: float = DEFAULT_STREAM_NORM_PRIOR
 
 
 def model_from_bundle(bundle: weights.Bundle) -> tuple[nn.Module, nn.Module | None]:
@@ -1129,7 +1145,7 @@ def starting_confidences(
     start: StartModel, frames: Iterable[StreamFrame], miners: Sequence[str], *, progress: bool = False
 ) -> dict[str, np.ndarray]:
     """Each miner's confidence h(f0(x)) on frames, with the starting f0 (miner name -> (N,) float64)."""
-    predictor = EdgePredictor(start.f, _NoMiner())
+    predictor = EdgePredictor(start.f, _NoMiner(), stream_norm_prior=start.stream_norm_prior)
     built = {name: _build_miner(name, start.num_classes, start.h) for name in miners}
     out: dict[str, list[float]] = {name: [] for name in miners}
     for frame in tqdm(frames, desc="miner confidences", unit="frame", disable=not progress, leave=False):
@@ -1196,7 +1212,7 @@ def _calibration_delays(
     fusion, download) on the calibration frames, seconds (Eq. 9/10)."""
     if not frames:
         raise ConfigError("a latency budget needs calibration frames: use --cur-budget with these weights")
-    predictor = EdgePredictor(start.f, _NoMiner())
+    predictor = EdgePredictor(start.f, _NoMiner(), stream_norm_prior=start.stream_norm_prior)
     d1, d0 = [], []
     for frame in frames:
         res = predictor.predict(frame.image)
@@ -1294,6 +1310,7 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     source = bag_source(cfg) if cfg.bag is not None else benchmark_source(cfg)
     start, stream = prepare_start_model(cfg, source)
+    start = replace(start, stream_norm_prior=cfg.stream_norm_prior)
     fuser = AssistedInference.build(cfg.lvm, cfg.lvm_kwargs, order=cast(fusion.MaskOrder, cfg.fusion_order))
     miners = [m for m in SWEEP_MINERS if m != "neural" or start.h is not None]
     deltas, threshold_info, calibration_conf = choose_deltas(cfg, start, stream, miners, fuser)
@@ -1319,6 +1336,7 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
         panels=cfg.panels,
         total=stream.total,
         progress=cfg.progress,
+        stream_norm_prior=cfg.stream_norm_prior,
     )
     sim_s = time.perf_counter() - t_sim
     results = build_results(cfg, sim, start, stream, deltas, threshold_info)

@@ -20,6 +20,7 @@ from torch.nn import functional as F
 from laecips_core.backends import InferenceBackend, OnnxBackend, TorchBackend, build_backend, export_onnx
 from laecips_core.errors import ConfigError, ImageError, WeightsError
 from laecips_core.models import preprocess
+from laecips_core.streamnorm import DEFAULT_STREAM_NORM_PRIOR, check_prior, with_stream_norm
 from laecips_core.weights import Bundle, apply_bundle, load_state_strict
 
 if TYPE_CHECKING:
@@ -93,6 +94,9 @@ class EdgePredictor:
         device: torch device for f and h ("cpu").
         version: model version of the initial weights.
         threads: ONNX Runtime intra-op threads (None: its default).
+        stream_norm_prior: N of ``streamnorm``: f's BatchNorm layers normalise each frame with
+            (N * stored + the frame's own statistics) / (N + 1); 0 uses the stored statistics only.
+            The backend runs such a copy of f; ``model`` stays the plain f (what the trainer gets).
 
     Raises:
         ConfigError: bad input_size or backend.
@@ -109,7 +113,9 @@ class EdgePredictor:
         device: str = "cpu",
         version: int = 0,
         threads: int | None = None,
+        stream_norm_prior: float = DEFAULT_STREAM_NORM_PRIOR,
     ) -> None:
+        self.stream_norm_prior = check_prior(stream_norm_prior)
         if input_size is not None:
             if len(input_size) != 2 or min(int(v) for v in input_size) < 32:
                 raise ConfigError(f"input_size must be (H, W) with both >= 32 pixels, got {input_size!r}")
@@ -172,13 +178,14 @@ class EdgePredictor:
 
     def _make_backend(self, f: nn.Module, version: int, onnx_path: str | Path | None) -> InferenceBackend:
         if self.backend_name == "torch":
-            return TorchBackend(f, device=self.device)
-        if onnx_path is None:
+            return TorchBackend(with_stream_norm(f, self.stream_norm_prior), device=self.device)
+        if onnx_path is None:  # a given export is taken as it is: whoever made it chose its normalisation
             if self._workdir is None:
                 self._workdir = tempfile.TemporaryDirectory(prefix="laecips_onnx_")
                 self._finalizer = weakref.finalize(self, self._workdir.cleanup)
             height, width = self.input_size or DEFAULT_EXPORT_HW
-            onnx_path = export_onnx(f, Path(self._workdir.name) / f"f_v{version}.onnx", height, width)
+            g = with_stream_norm(f, self.stream_norm_prior)
+            onnx_path = export_onnx(g, Path(self._workdir.name) / f"f_v{version}.onnx", height, width)
         return OnnxBackend(onnx_path, threads=self.threads)
 
     def close(self) -> None:

@@ -29,7 +29,7 @@ if [ "$(cat install/laecips_msgs/.laecips-stamp 2>/dev/null)" != "$msgs_stamp" ]
   echo "$msgs_stamp" > install/laecips_msgs/.laecips-stamp
 fi
 
-pkg_stamp=$(stamp_of requirements.txt src/laecips_core/pyproject.toml src/laecips_core/setup.py src/laecips_edge/setup.py src/laecips_cloud/setup.py)
+pkg_stamp=$(stamp_of requirements.txt src/laecips_{core,edge,cloud}/setup.{py,cfg})
 if [ "$(cat "$venv/.laecips-pkgs" 2>/dev/null)" != "$pkg_stamp" ]; then
   echo "bootstrap: installing laecips_core, laecips_edge, laecips_cloud (editable)"
   mkdir -p build

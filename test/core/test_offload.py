@@ -177,3 +177,47 @@ def test_tracked_upload_decision_uploads_at_the_target_rate_whatever_h_says():
     rate = np.mean([uploaded for _, uploaded, _ in decisions])
     assert abs(rate - 0.35) < 0.05
     assert np.isnan(decisions[0][2]) and all(np.isfinite(d) for _, _, d in decisions[1:])
+
+
+def test_tracked_upload_decision_keeps_the_target_when_h_gives_every_frame_the_same_confidence():
+    """A saturated h (0.999 on every frame): ties at delta are shared out instead of uploading all."""
+    import random
+
+    import numpy as np
+    from laecips_core.mining import TrackingDelta
+    from laecips_core.offload import tracked_upload_decision
+
+    tracker = TrackingDelta(0.35, window=50)
+    draws = random.Random(3)
+    decisions = [tracked_upload_decision(0.999, tracker, 0.02, draws) for _ in range(800)]
+    rate = np.mean([uploaded for _, uploaded, _ in decisions])
+    assert abs(rate - (0.35 + 0.02 * 0.65)) < 0.05  # TrackingDelta.decide alone would upload all
+    lowered = TrackingDelta(0.35, window=50)
+    low = [tracked_upload_decision(0.999, lowered, 0.0, draws, target_rate=0.1)[1] for _ in range(800)]
+    assert abs(np.mean(low) - 0.1) < 0.04
+
+
+def test_upload_budget_backs_off_to_what_the_workers_can_finish():
+    """Eq. 10 with measured delays: a cloud slower than the camera lowers the rate; a fast one does not."""
+    import math
+
+    from laecips_core.offload import BUDGET_MARGIN, UploadBudget
+
+    budget = UploadBudget(max_in_flight=2)
+    assert budget.rate(0.35) == 0.35  # nothing measured yet
+    for i in range(20):
+        budget.frame(i * 0.1, edge_s=0.02)  # 10 Hz camera
+    budget.upload_done(0.05)  # a fast cloud: 2 workers x 0.1 s / 0.05 s = 4 uploads per frame possible
+    assert budget.rate(0.35) == 0.35
+    for _ in range(40):
+        budget.upload_done(2.0)  # each upload now holds a worker for 2 s: 2 * 0.1 / 2 = 0.1 per frame
+    state = budget.state(0.35)
+    assert math.isclose(state.capacity, 0.1, rel_tol=0.01)
+    assert math.isclose(state.rate, BUDGET_MARGIN * 0.1, rel_tol=0.01)
+    assert budget.rate(0.35, exploration_rate=0.02) < state.rate  # exploration uploads use workers too
+    assert math.isclose(budget.rate(1.0, latency_budget_s=0.12), (0.12 - 0.02) / 2.0, rel_tol=0.01)
+    for _ in range(40):
+        budget.upload_done(0.05)  # the cloud recovers: the operator's target again
+    assert budget.rate(0.35) == 0.35
+    with pytest.raises(Exception, match="max_in_flight"):
+        UploadBudget(0)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from laecips_core.mining import TrackingDelta
+import numpy as np
+
+from laecips_core.errors import ConfigError
+from laecips_core.mining import TrackingDelta, threshold_for_cur
 from laecips_core.supervision import Supervisor, WorkerHealth, describe
 
 T = TypeVar("T")
@@ -17,6 +22,10 @@ FALLBACK_CLOUD_STATES: tuple[str, ...] = ("unreachable", "timeout")
 """Fallback statuses that say something about the cloud's availability (shown in /diagnostics)."""
 FALLBACK_NOT_ERRORS: tuple[str, ...] = ("dropped",)
 """Fallback statuses that are expected under load, not errors (a newer hard frame replaced the job)."""
+DEFAULT_CUR_BUDGET = 0.35
+"""The target cloud upload rate of the evaluation (``--cur-budget``) and the edge (``target_upload_rate``)."""
+BUDGET_MARGIN = 0.8
+"""Share of the measured upload capacity ``UploadBudget`` lets the tracking delta use."""
 
 
 def upload_decision(
@@ -42,17 +51,157 @@ def upload_decision(
 
 
 def tracked_upload_decision(
-    confidence: float, tracker: TrackingDelta, exploration_rate: float, rng: random.Random
+    confidence: float,
+    tracker: TrackingDelta,
+    exploration_rate: float,
+    rng: random.Random,
+    target_rate: float | None = None,
 ) -> tuple[bool, bool, float]:
     """``upload_decision`` with the tracking delta of ``mining.TrackingDelta`` (the live default).
+
+    delta is ``mining.threshold_for_cur`` of the tracker's window at ``target_rate``. Unlike
+    ``TrackingDelta.decide``, ties at the cut are shared out: when h gives many frames the very same
+    confidence (a saturated h says 0.999 on every frame of a new recording), a frame whose confidence
+    equals delta is hard with the probability that brings the expected upload rate to the target,
+    instead of all of them being hard (CUR 1) or none. The frame's confidence then joins the window.
+
+    Args:
+        confidence: h(f(x)).
+        tracker: The tracking delta (its window is updated here).
+        exploration_rate: Probability of uploading an easy frame anyway.
+        rng: Random source of the tie and exploration draws.
+        target_rate: Upload rate to keep now (None: ``tracker.target_rate``); the edge lowers it below
+            the operator's target when the cloud cannot keep up (``UploadBudget``).
 
     Returns:
         (hard, uploaded, delta used for this frame; NaN while the tracker's window is empty).
     """
-    delta = tracker.delta
-    hard = tracker.decide(confidence)
+    rate = tracker.target_rate if target_rate is None else min(1.0, max(0.0, float(target_rate)))
+    window = np.fromiter(tracker.window, dtype=np.float64)
+    if window.size == 0:
+        delta, hard = math.nan, True
+    else:
+        delta = threshold_for_cur(window, rate)
+        if confidence < delta:
+            hard = True
+        elif confidence == delta:
+            hard = rng.random() < _tie_share(window, delta, rate)
+        else:
+            hard = False
+    if math.isfinite(confidence):
+        tracker.window.append(float(confidence))
     explore = not hard and rng.random() < exploration_rate
     return hard, hard or explore, delta
+
+
+def _tie_share(window: np.ndarray, delta: float, rate: float) -> float:
+    """Share of the frames whose confidence equals delta that must be hard for ``rate`` uploads."""
+    tied = int(np.count_nonzero(window == delta))
+    if tied == 0:
+        return 1.0
+    wanted = rate * window.size - np.count_nonzero(window < delta)
+    return float(min(1.0, max(0.0, wanted / tied)))
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    """What ``UploadBudget`` measured and allows (for /diagnostics).
+
+    Attributes:
+        rate: Upload rate the tracking delta keeps now (<= the operator's target).
+        capacity: Most uploads per frame the upload workers can finish (inf until measured).
+        frame_period_s: Mean time between frames, seconds (nan until measured).
+        busy_s: Mean time a worker spends on one upload (round trip or deadline), seconds (nan until
+            measured).
+        edge_s: Mean edge compute per frame, d1, seconds (nan until measured).
+    """
+
+    rate: float
+    capacity: float
+    frame_period_s: float
+    busy_s: float
+    edge_s: float
+
+
+class UploadBudget:
+    """The upload rate the edge can sustain, from measured delays; the tracking delta keeps at most this.
+
+    Each upload keeps one of the ``max_in_flight`` workers busy for ``busy_s`` (the measured round trip,
+    or the deadline when the cloud did not answer); frames arrive every ``frame_period_s``. The workers
+    finish at most ``max_in_flight * frame_period_s / busy_s`` uploads per frame; above that rate the
+    newest-wins queue drops uploads. ``rate`` therefore lowers the operator's target to ``margin`` times
+    that capacity (exploration uploads included). With a latency budget it also applies Eq. 10 (in the
+    form derived from Eq. 9, as ``mining.threshold_for_latency``): the upload rate is at most
+    (delay_max - d1) / (d0 - d1), with d1 the measured edge delay and d0 = d1 + busy_s.
+    Delays are exponential moving averages, so the rate comes back up when the cloud does.
+
+    Args:
+        max_in_flight: Upload workers (concurrent cloud requests), >= 1.
+        margin: Share of the capacity to use (< 1 leaves room for jitter), in (0, 1].
+        smoothing: Weight of a new measurement in the moving averages, in (0, 1].
+    """
+
+    def __init__(self, max_in_flight: int, margin: float = BUDGET_MARGIN, smoothing: float = 0.2) -> None:
+        if max_in_flight < 1 or not 0.0 < margin <= 1.0 or not 0.0 < smoothing <= 1.0:
+            raise ConfigError(
+                f"UploadBudget needs max_in_flight >= 1, margin and smoothing in (0, 1]; got "
+                f"{max_in_flight}, {margin}, {smoothing}"
+            )
+        self.max_in_flight = int(max_in_flight)
+        self._margin = float(margin)
+        self._alpha = float(smoothing)
+        self._lock = threading.Lock()
+        self._last_frame: float | None = None
+        self._period = math.nan
+        self._busy = math.nan
+        self._edge = math.nan
+
+    def _mean(self, old: float, new: float) -> float:
+        return new if math.isnan(old) else old + self._alpha * (new - old)
+
+    def frame(self, arrival: float, edge_s: float | None = None) -> None:
+        """Record a processed frame: its arrival (time.monotonic(), seconds) and f + h's compute time."""
+        with self._lock:
+            if self._last_frame is not None and arrival > self._last_frame:
+                self._period = self._mean(self._period, arrival - self._last_frame)
+            self._last_frame = arrival
+            if edge_s is not None and math.isfinite(edge_s) and edge_s >= 0:
+                self._edge = self._mean(self._edge, float(edge_s))
+
+    def upload_done(self, busy_s: float) -> None:
+        """Record how long one upload kept its worker busy (seconds, answered or not)."""
+        if math.isfinite(busy_s) and busy_s >= 0:
+            with self._lock:
+                self._busy = self._mean(self._busy, float(busy_s))
+
+    def state(
+        self, target: float, exploration_rate: float = 0.0, latency_budget_s: float = 0.0
+    ) -> BudgetState:
+        """The rate to keep now and the measurements behind it.
+
+        Args:
+            target: The operator's target upload rate (``target_upload_rate``).
+            exploration_rate: Share of easy frames uploaded anyway (they load the workers too).
+            latency_budget_s: delay_max of Eq. 10 in seconds (0 = no latency budget).
+        """
+        with self._lock:
+            period, busy, edge = self._period, self._busy, self._edge
+        capacity = math.inf
+        if math.isfinite(period) and math.isfinite(busy) and busy > 0:
+            capacity = self.max_in_flight * period / busy
+        total = self._margin * capacity  # hard + exploration uploads per frame the workers can take
+        rate = float(target)
+        if math.isfinite(total):
+            e = min(max(exploration_rate, 0.0), 0.999)
+            rate = min(rate, max(0.0, (total - e) / (1.0 - e)))
+        if latency_budget_s > 0 and math.isfinite(busy) and busy > 0:
+            d1 = edge if math.isfinite(edge) else 0.0
+            rate = min(rate, max(0.0, (latency_budget_s - d1) / busy))
+        return BudgetState(max(0.0, min(1.0, rate)), capacity, period, busy, edge)
+
+    def rate(self, target: float, exploration_rate: float = 0.0, latency_budget_s: float = 0.0) -> float:
+        """The upload rate to keep now (``state(...).rate``)."""
+        return self.state(target, exploration_rate, latency_budget_s).rate
 
 
 def remaining_s(deadline_s: float, arrival: float, now: float) -> float:

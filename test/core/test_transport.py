@@ -137,7 +137,7 @@ def test_config_errors_name_the_problem(tmp_path):
 
 
 def test_shipped_configs_load():
-    for name in ("router", "cloud", "edge", "tls/router", "tls/cloud", "tls/edge"):
+    for name in ("router", "cloud", "edge", "tls/router", "tls/cloud", "tls/trainer", "tls/edge"):
         cfg = load_zenoh_config(str(REPO_ROOT / "config" / f"{name}.json5"))
         assert json.loads(cfg.get_json("scouting/multicast/enabled")) is False
         assert json.loads(cfg.get_json("transport/shared_memory/enabled")) is False
@@ -482,18 +482,18 @@ def certs(tmp_path_factory) -> Path:
 
 
 def _gen_certs(out: Path) -> None:
-    """scripts/gen_certs.sh into `out` (a fresh CA each call)."""
-    subprocess.run(["bash", str(REPO_ROOT / "scripts" / "gen_certs.sh"), str(out)], check=True, timeout=60)
+    """scripts/gen_certs.sh into `out` for robot1 and robot2 (a fresh CA each call)."""
+    subprocess.run(["bash", str(REPO_ROOT / "scripts" / "gen_certs.sh"), str(out), "robot1,robot2"],
+                   check=True, timeout=60)  # fmt: skip
 
 
 def _tls_paths(certs: Path, who: str) -> dict[str, object]:
-    paths: dict[str, object] = {"transport/link/tls/root_ca_certificate": str(certs / "ca.pem")}
-    if who == "router":
-        paths["transport/link/tls/listen_certificate"] = str(certs / "server.pem")
-        paths["transport/link/tls/listen_private_key"] = str(certs / "server.key")
-    else:
-        paths["transport/link/tls/connect_certificate"] = str(certs / f"{who}.pem")
-        paths["transport/link/tls/connect_private_key"] = str(certs / f"{who}.key")
+    """Overrides pointing a shipped config/tls file at `who`'s bundle (router, cloud, trainer, robot1...)."""
+    folder = certs / who
+    paths: dict[str, object] = {"transport/link/tls/root_ca_certificate": str(folder / "ca.pem")}
+    side = "listen" if who == "router" else "connect"
+    paths[f"transport/link/tls/{side}_certificate"] = str(folder / "cert.pem")
+    paths[f"transport/link/tls/{side}_private_key"] = str(folder / "key.pem")
     return paths
 
 
@@ -509,7 +509,7 @@ def test_mutual_tls_router_with_acl_blocks_other_robots_keys(certs):
                                                overrides=_tls_paths(certs, "cloud")))  # fmt: skip
         opened.append(cloud)
         edge = open_session(load_zenoh_config(str(conf / "edge.json5"), connect=endpoint,
-                                              overrides=_tls_paths(certs, "edge")))  # fmt: skip
+                                              overrides=_tls_paths(certs, "robot1")))  # fmt: skip
         opened.append(edge)
         for robot in ("robot1", "robot2"):
             _serve_fused(cloud, robot)
@@ -518,9 +518,9 @@ def test_mutual_tls_router_with_acl_blocks_other_robots_keys(certs):
         assert client1.infer(_request()).status == "ok"
         client2 = CloudClient(edge, "robot2", timeout_s=2.0)
         assert client2.infer(_request(robot_id="robot2")).status == "unreachable"  # ACL: empty reply
-        # control: a session allowed on every robot's keys does reach robot2 through the same router
-        admin = open_session(load_zenoh_config(str(conf / "cloud.json5"), connect=endpoint,
-                                               overrides=_tls_paths(certs, "cloud")))  # fmt: skip
+        # control: robot2's own certificate does reach robot2's cloud through the same router
+        admin = open_session(load_zenoh_config(str(conf / "edge.json5"), connect=endpoint,
+                                               overrides=_tls_paths(certs, "robot2")))  # fmt: skip
         opened.append(admin)
         admin_client = CloudClient(admin, "robot2", timeout_s=5.0)
         assert wait_until(admin_client.available, 10.0)
@@ -538,8 +538,8 @@ def test_mutual_tls_router_with_acl_blocks_other_robots_keys(certs):
 
 def test_tls_peer_to_peer_refuses_an_untrusted_ca(certs, tmp_path):
     endpoint = [f"tls/127.0.0.1:{free_port()}"]
-    server_conf = {"transport/link/tls/listen_certificate": str(certs / "server.pem"),
-                   "transport/link/tls/listen_private_key": str(certs / "server.key")}  # fmt: skip
+    server_conf = {"transport/link/tls/listen_certificate": str(certs / "router" / "cert.pem"),
+                   "transport/link/tls/listen_private_key": str(certs / "router" / "key.pem")}  # fmt: skip
     cloud = open_session(load_zenoh_config(None, mode="peer", listen=endpoint, overrides=server_conf))
     try:
         _serve_fused(cloud, "robot1")

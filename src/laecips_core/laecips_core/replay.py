@@ -201,7 +201,7 @@ class ReplayBuffer:
                 conn.execute(stmt)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
-        except sqlite3.Error as err:
+        except (sqlite3.Error, ValueError) as err:  # ValueError: a damaged file's text is not UTF-8
             raise ReplayError(
                 f"cannot open replay buffer {self.path}: {err}; check the path and permissions"
             ) from err
@@ -395,10 +395,24 @@ class ReplayBuffer:
             conn = self._db()
             try:
                 return conn.execute(sql, params).fetchall()
-            except sqlite3.Error as err:
+            except (sqlite3.Error, ValueError) as err:  # ValueError: text of a damaged file is not UTF-8
                 raise ReplayError(f"cannot read {self.path}: {err}") from err
 
     def _decode(self, row: tuple[Any, ...]) -> ReplaySample:
+        """One stored row as a ReplaySample; a row of wrong types (SQLite columns are not typed) is corrupt.
+
+        Raises:
+            ReplayError: the row does not decode (wrong types, sizes, CRC, compression).
+        """
+        try:
+            return self._decode_row(row)
+        except (TypeError, ValueError, OverflowError, MemoryError) as err:
+            raise ReplayError(
+                f"sample {row[0]} in {self.path} is corrupt ({type(err).__name__}: {err}); clear it "
+                f"(clear([{row[0]}]))"
+            ) from err
+
+    def _decode_row(self, row: tuple[Any, ...]) -> ReplaySample:
         (sid, ts, task_id, robot_id, version, h, w, img_z, img_crc, lab_dtype, lab_z, lab_crc, summ) = row[
             :13
         ]

@@ -217,8 +217,11 @@ def _check_metadata(metadata: Mapping[str, object], required: tuple[str, ...]) -
         raise ConfigError(f"bundle metadata lacks {missing}; give model_name, num_classes and version")
     out = {str(k): str(v) for k, v in metadata.items()}
     for key in ("num_classes", "version"):
-        if key in out and not re.fullmatch(r"\d+", out[key]):
-            raise ConfigError(f"metadata {key} must be a non-negative integer, got {out[key]!r}")
+        # ASCII digits, at most 18: int() of it never fails (Python refuses > 4300 digits) and fits int64
+        if key in out and not re.fullmatch(r"[0-9]{1,18}", out[key]):
+            raise ConfigError(
+                f"metadata {key} must be a non-negative integer (<= 18 digits), got {out[key][:40]!r}"
+            )
     return out
 
 

@@ -14,6 +14,8 @@ def write_tiny_bundle(
     seed: int | None = None,
     with_h: bool = True,
     miner_in_size: tuple[int, int] | None = None,
+    h_constant: float | None = None,
+    class_names: list[str] | None = None,
 ) -> Path:
     """Write a tiny_fcn f (+ MinerNet h) bundle with ``weights.save_bundle``.
 
@@ -26,7 +28,13 @@ def write_tiny_bundle(
         seed: Torch seed of the random init (default: ``version``).
         with_h: Include the miner h (False: an f-only bundle, for the MESS/SM/SPP miners).
         miner_in_size: h's input size, written to the metadata (None: MinerNet's default).
+        h_constant: h says exactly this confidence on every frame (a saturated h, as on a new
+            recording); None keeps the random init.
+        class_names: written to the metadata as ``class_names`` (JSON), as a bundle that knows its classes.
     """
+    import json
+    import math
+
     import torch
     from laecips_core.mining import MinerNet
     from laecips_core.models import build_edge_model
@@ -46,6 +54,12 @@ def write_tiny_bundle(
         h = MinerNet(num_classes) if miner_in_size is None else MinerNet(num_classes, in_size=miner_in_size)
         if miner_in_size is not None:
             metadata["miner_in_size"] = str(list(miner_in_size))
+        if h_constant is not None:
+            with torch.no_grad():
+                h.resnet.fc.weight.zero_()
+                h.resnet.fc.bias.fill_(math.log(h_constant / (1.0 - h_constant)))
+    if class_names is not None:
+        metadata["class_names"] = json.dumps(class_names)
     path.parent.mkdir(parents=True, exist_ok=True)
     weights.save_bundle(path, f, h, metadata)
     return path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from laecips_core.edge_service import (
     load_candidate,
     untrained_candidate,
 )
-from laecips_core.errors import WeightsError
+from laecips_core.errors import ConfigError, WeightsError
 from laecips_core.transport import (
     CloudClient,
     InferReply,
@@ -46,7 +46,13 @@ def _bundle(path: Path, version: int, label: int, *, with_h: bool = True) -> Pat
 
 
 def _cfg(**changes: object) -> EdgeConfig:
-    base = {"edge_model_name": "tiny_fcn", "num_classes": M, "input_height": 32, "input_width": 48}
+    base = {
+        "edge_model_name": "tiny_fcn",
+        "num_classes": M,
+        "input_height": 32,
+        "input_width": 48,
+        "robot_id": "robot1",
+    }
     return EdgeConfig(**{**base, **changes}).validate()  # type: ignore[arg-type]
 
 
@@ -336,3 +342,31 @@ def test_check_update_lets_versions_only_go_up(tmp_path: Path):
     with pytest.raises(WeightsError, match="older than v3"):
         check_update(announced(2, "c" * 64), slot)
     assert check_update(announced(2, "c" * 64), slot, allow_rollback=True) is True
+
+
+def test_defaults_follow_the_namespace_and_the_bundle(tmp_path: Path):
+    """robot_id from the namespace, M and the class names from the bundle, a relative camera topic."""
+    import json
+
+    from laecips_core.edge_service import (
+        EdgeConfig,
+        class_names_for,
+        classes_json,
+        resolve_defaults,
+        robot_id_from_namespace,
+    )
+
+    assert robot_id_from_namespace("/fleet/robot2") == "robot2" and robot_id_from_namespace("/") == "robot1"
+    assert not EdgeConfig().image_topic.startswith("/")  # <namespace>/camera/image_raw, remappable
+    names = [f"n{i}" for i in range(M)]
+    named = write_tiny_bundle(tmp_path / "named.safetensors", 1, M, class_names=names)
+    cfg = resolve_defaults(EdgeConfig(edge_model_name="tiny_fcn", edge_model_path=str(named)), "/robot4")
+    assert (cfg.robot_id, cfg.num_classes) == ("robot4", M)
+    assert class_names_for(cfg, named) == names
+    anonymous = _bundle(tmp_path / "anon.safetensors", 1, label=2)
+    assert class_names_for(cfg, anonymous) == [f"class_{i}" for i in range(M)]
+    assert class_names_for(replace(cfg, class_names=tuple("abcdef")), anonymous) == list("abcdef")
+    body = json.loads(classes_json(names, robot_id="robot4", model_version=3))
+    assert body["classes"] == names and body["num_classes"] == M
+    with pytest.raises(ConfigError, match="num_classes 0 takes M from edge_model.path"):
+        resolve_defaults(EdgeConfig(edge_model_path=str(tmp_path / "missing.safetensors")))

@@ -17,10 +17,11 @@ callback, threads); everything here is plain Python so it is tested and reused w
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -30,7 +31,13 @@ from laecips_core import imaging, transport, weights
 from laecips_core.data import NUM_CLASSES
 from laecips_core.errors import ConfigError, LaecipsError, WeightsError
 from laecips_core.models import DEFAULT_EDGE_MODEL
-from laecips_core.offload import UploadScheduler, classify_fallback, remaining_s, split_network
+from laecips_core.offload import (
+    DEFAULT_CUR_BUDGET,
+    UploadScheduler,
+    classify_fallback,
+    remaining_s,
+    split_network,
+)
 from laecips_core.params import ParamSpec, check_choice, check_zenoh_fields, zenoh_from_fields
 from laecips_core.predictor import EdgePredictor
 from laecips_core.streamnorm import DEFAULT_STREAM_NORM_PRIOR
@@ -40,6 +47,8 @@ IMAGE_QOS = ("sensor_data", "reliable")
 BACKENDS = ("torch", "onnxruntime")
 MINERS = ("neural", "mess", "sm", "spp")
 ZENOH_MODES = ("", "peer", "client")
+DEFAULT_ROBOT_ID = "robot1"
+"""robot_id of an edge node at the root namespace with ``robot_id: ""``."""
 
 
 # ----------------------------------------------------------------------------------- parameters
@@ -50,16 +59,20 @@ class EdgeConfig:
     """Frozen parameters of the edge node (one field per ROS parameter; dots become underscores).
 
     Attributes:
-        image_topic: camera topic (sensor_msgs/Image, or CompressedImage with image_transport=compressed).
+        image_topic: camera topic (sensor_msgs/Image, or CompressedImage with image_transport=compressed);
+            relative by default, so it follows the node's namespace and can be remapped.
         image_transport: "raw" (Image) or "compressed" (CompressedImage, jpeg).
         image_qos: "sensor_data" (best effort, default) or "reliable".
         queue_size: camera frames waiting for f; the oldest is dropped when full (newest wins).
-        robot_id: this robot's id, one chunk of the Zenoh keys ``laecips/<robot_id>/...``.
+        robot_id: this robot's id, one chunk of the Zenoh keys ``laecips/<robot_id>/...``; "" = the last
+            part of the node's namespace (``/robot2`` -> robot2), or ``DEFAULT_ROBOT_ID`` at the root.
         backend: inference backend of f, "torch" or "onnxruntime".
         edge_model_name: registry name of f (laecips_core.models.edge_model_registry).
         edge_model_path: safetensors bundle of f and h loaded at start ("" = untrained f, version 0).
         edge_model_version: version of the running weights (set by the node only).
-        num_classes: M.
+        num_classes: M; 0 = the bundle's (``edge_model_path``), or the length of ``class_names``.
+        class_names: the M class names published on ``~/classes``; empty = the bundle's
+            (``weights.bundle_class_names``), else ``class_<i>``.
         input_height: height f runs at (pixels; 0 = the camera's).
         input_width: width f runs at (pixels; 0 = the camera's).
         stream_norm_prior: N of ``streamnorm``: f normalises each frame with (N * stored + the frame's
@@ -69,8 +82,12 @@ class EdgeConfig:
         threshold: fixed delta, used only when ``target_upload_rate`` is 0: a frame is hard when
             h(f(x)) <= delta. A fixed delta works only for the h and the stream it was calibrated on.
         target_upload_rate: wanted cloud upload rate (CUR, the evaluation's budget 0.35 by default):
-            delta follows the ``rate_window`` latest confidences (``mining.TrackingDelta``) and restarts
-            after every model update, so any stream and any h get uploads at this rate; 0 = fixed delta.
+            delta follows the ``rate_window`` latest confidences (``mining.TrackingDelta``, ties shared
+            out by ``offload.tracked_upload_decision``) and restarts after every model update, so any
+            stream and any h get uploads at this rate; 0 = fixed delta. The rate kept is lowered while
+            the cloud or the link cannot finish that many uploads (``offload.UploadBudget``).
+        latency_budget_s: delay_max of Eq. 10 in seconds: the upload rate is also kept at most
+            (delay_max - d1) / (d0 - d1) with the measured delays; 0 = no latency budget.
         rate_window: frames the tracking delta looks back on.
         exploration_rate: probability that an easy frame is uploaded anyway (keeps h calibrated).
         max_in_flight: most hard frames waiting on the cloud at once.
@@ -87,22 +104,24 @@ class EdgeConfig:
         diagnostics_period_s: period of /diagnostics (seconds).
     """
 
-    image_topic: str = "/camera/image_raw"
+    image_topic: str = "camera/image_raw"
     image_transport: str = "raw"
     image_qos: str = "sensor_data"
     queue_size: int = 2
-    robot_id: str = "robot1"
+    robot_id: str = ""
     backend: str = "torch"
     edge_model_name: str = DEFAULT_EDGE_MODEL
     edge_model_path: str = ""
     edge_model_version: int = 0
-    num_classes: int = NUM_CLASSES
+    num_classes: int = 0
+    class_names: tuple[str, ...] = ()
     input_height: int = 0
     input_width: int = 0
     stream_norm_prior: float = DEFAULT_STREAM_NORM_PRIOR
     miner: str = "neural"
     threshold: float = 0.5
-    target_upload_rate: float = 0.35
+    target_upload_rate: float = DEFAULT_CUR_BUDGET
+    latency_budget_s: float = 0.0
     rate_window: int = 50
     exploration_rate: float = 0.02
     max_in_flight: int = 2
@@ -140,8 +159,17 @@ class EdgeConfig:
             check_choice(name, value, allowed)
         check_zenoh_fields(self.zenoh_config, self.zenoh_mode, connect=self.zenoh_connect, modes=ZENOH_MODES)
         transport.validate_robot_id(self.robot_id)
+        if self.num_classes < 2:
+            raise ConfigError(
+                f"num_classes is {self.num_classes}: give M >= 2, or 0 with edge_model.path (the bundle's M)"
+            )
+        if self.class_names and len(self.class_names) != self.num_classes:
+            raise ConfigError(
+                f"class_names has {len(self.class_names)} names but num_classes is {self.num_classes}: "
+                "give one name per class, or leave class_names empty"
+            )
         if not self.image_topic:
-            raise ConfigError("parameter image_topic is empty: give the camera topic, e.g. /camera/image_raw")
+            raise ConfigError("parameter image_topic is empty: give the camera topic, e.g. camera/image_raw")
         if (self.input_height == 0) != (self.input_width == 0):
             raise ConfigError("set both input_height and input_width (pixels), or both to 0 for camera size")
         if self.trusted_public_key and not Path(self.trusted_public_key).expanduser().is_file():
@@ -166,6 +194,69 @@ class EdgeConfig:
     def zenoh(self) -> Any:
         """The zenoh.Config from zenoh_config + zenoh_mode/zenoh_connect (multicast scouting forced off)."""
         return zenoh_from_fields(self.zenoh_config, self.zenoh_mode, connect=self.zenoh_connect)
+
+
+def robot_id_from_namespace(namespace: str) -> str:
+    """The robot id of a namespace: its last part (``/fleet/robot2`` -> robot2), else DEFAULT_ROBOT_ID."""
+    parts = [part for part in namespace.split("/") if part]
+    return parts[-1] if parts else DEFAULT_ROBOT_ID
+
+
+def resolve_defaults(cfg: EdgeConfig, namespace: str = "/") -> EdgeConfig:
+    """Fill what defaults from the surroundings: robot_id from the namespace, M from the bundle.
+
+    Args:
+        cfg: Parameters as declared (``robot_id: ""`` and ``num_classes: 0`` mean "derive").
+        namespace: The node's namespace.
+
+    Returns:
+        cfg with robot_id and num_classes set (not yet validated).
+
+    Raises:
+        ConfigError: num_classes is 0 and the bundle's header cannot be read.
+    """
+    changes: dict[str, Any] = {}
+    if not cfg.robot_id:
+        changes["robot_id"] = robot_id_from_namespace(namespace)
+    if cfg.num_classes == 0:
+        if cfg.edge_model_path:
+            try:
+                meta = weights.read_bundle_metadata(Path(cfg.edge_model_path).expanduser())
+            except WeightsError as err:
+                raise ConfigError(f"num_classes 0 takes M from edge_model.path, but {err}") from err
+            changes["num_classes"] = int(meta["num_classes"])
+        else:
+            changes["num_classes"] = len(cfg.class_names) or NUM_CLASSES
+    return replace(cfg, **changes) if changes else cfg
+
+
+def class_names_for(cfg: EdgeConfig, bundle_path: str | Path | None) -> list[str]:
+    """The M class names published with the results: ``class_names``, the bundle's, or ``class_<i>``."""
+    if cfg.class_names:
+        return list(cfg.class_names)
+    names = None
+    if bundle_path:
+        try:
+            names = weights.bundle_class_names(bundle_path, weights.read_bundle_metadata(bundle_path))
+        except WeightsError:
+            names = None
+    if names is not None and len(names) == cfg.num_classes:
+        return names
+    return [f"class_{i}" for i in range(cfg.num_classes)]
+
+
+def classes_json(names: list[str], *, robot_id: str, model_version: int) -> str:
+    """The ``~/classes`` message body: the JSON of a bag's classes topic (``bags.BagTopics.classes``)."""
+    return json.dumps(
+        {
+            "classes": names,
+            "num_classes": len(names),
+            "robot_id": robot_id,
+            "model_version": model_version,
+            "producer": "laecips edge_node",
+        },
+        sort_keys=True,
+    )
 
 
 def parse_palette(text: str, num_classes: int) -> np.ndarray:
@@ -206,7 +297,9 @@ EDGE_PARAMS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec("image_qos", "image_qos", "camera QoS: sensor_data (best effort) or reliable"),
     ParamSpec("queue_size", "queue_size", "camera frames waiting for f; oldest dropped when full", 1, 64),
-    ParamSpec("robot_id", "robot_id", "robot id, one chunk of the Zenoh keys laecips/<robot_id>/..."),
+    ParamSpec(
+        "robot_id", "robot_id", "robot id, a chunk of the Zenoh keys laecips/<robot_id>/... ('' = namespace)"
+    ),
     ParamSpec("backend", "backend", "inference backend of f: torch or onnxruntime"),
     ParamSpec("edge_model.name", "edge_model_name", "edge model f (registry name)"),
     ParamSpec(
@@ -223,7 +316,8 @@ EDGE_PARAMS: tuple[ParamSpec, ...] = (
         2**31 - 1,
         mutable=True,
     ),
-    ParamSpec("num_classes", "num_classes", "M, number of classes of f", 2, 65535),
+    ParamSpec("num_classes", "num_classes", "M, number of classes of f (0 = the bundle's)", 0, 65535),
+    ParamSpec("class_names", "class_names", "M class names for ~/classes (empty = the bundle's)"),
     ParamSpec("input_height", "input_height", "height f runs at in pixels (0 = camera's)", 0, 8192),
     ParamSpec("input_width", "input_width", "width f runs at in pixels (0 = camera's)", 0, 8192),
     ParamSpec(
@@ -248,6 +342,14 @@ EDGE_PARAMS: tuple[ParamSpec, ...] = (
         "CUR the tracking delta keeps (0 = fixed threshold)",
         0.0,
         1.0,
+        True,
+    ),
+    ParamSpec(
+        "latency_budget_s",
+        "latency_budget_s",
+        "Eq. 10 delay_max in seconds: caps the upload rate with the measured delays (0 = off)",
+        0.0,
+        3600.0,
         True,
     ),
     ParamSpec("rate_window", "rate_window", "frames the tracking delta looks back on", 1, 100000, True),
@@ -701,6 +803,8 @@ class EdgeUploads(Generic[J]):
         on_cloud: Publishes a frame's cloud result (job, answer with labels).
         on_fallback: Publishes a frame's edge labels as the fallback (job, status, reason).
         on_death: Also told of each worker death (worker, reason), e.g. to log it.
+        on_busy: Told how long each upload kept its worker busy (seconds, answered or not), e.g. for
+            ``offload.UploadBudget``.
         pending: Frames allowed to wait for a free worker.
         name: Thread name prefix.
     """
@@ -715,9 +819,11 @@ class EdgeUploads(Generic[J]):
         on_cloud: Callable[[J, CloudAnswer], None],
         on_fallback: Callable[[J, str, str], None],
         on_death: Callable[[str, str], None] | None = None,
+        on_busy: Callable[[float], None] | None = None,
         pending: int = 1,
         name: str = "laecips-upload",
     ) -> None:
+        self._on_busy = on_busy
         self._config = config
         self._session = session
         self._counters = counters
@@ -766,6 +872,7 @@ class EdgeUploads(Generic[J]):
 
     def _upload(self, job: J) -> None:
         cfg = self._config()
+        started = time.monotonic()
         answer = ask_cloud(
             self._session(),
             cfg,
@@ -775,6 +882,8 @@ class EdgeUploads(Generic[J]):
             rgb=job.rgb,
             remaining_s=remaining_s(cfg.deadline_s, job.arrival, time.monotonic()),
         )
+        if self._on_busy is not None and answer.status != "unreachable":
+            self._on_busy(time.monotonic() - started)
         self._counters.count(bytes_sent=answer.bytes_sent)
         if answer.labels is None:
             self.fallback(job, answer.status, answer.error)
@@ -856,7 +965,13 @@ class EdgeCounters:
 
 
 def diagnostic_values(
-    snap: dict[str, Any], *, rate_hz: float, version: int, in_flight: int, threshold: float
+    snap: dict[str, Any],
+    *,
+    rate_hz: float,
+    version: int,
+    in_flight: int,
+    threshold: float,
+    extra: dict[str, str] | None = None,
 ) -> tuple[bool, str, dict[str, str]]:
     """What /diagnostics says about the edge: (warn, message, key -> value).
 
@@ -866,6 +981,7 @@ def diagnostic_values(
         version: Version of the running model.
         in_flight: Hard frames waiting on the cloud.
         threshold: delta now.
+        extra: More key -> value pairs (e.g. the upload rate kept now and the delays behind it).
 
     Returns:
         warn is True after a worker thread died (restarted; the message gives the reason), on bad input,
@@ -879,6 +995,7 @@ def diagnostic_values(
         "model_version": str(version),
         "in_flight": str(in_flight),
         "threshold": str(threshold),
+        **(extra or {}),
         **{k: str(v) for k, v in snap.items() if k != "cloud_status"},
     }
     if snap["worker_restarts"]:

@@ -245,6 +245,68 @@ def _parse_header_metadata(data: bytes | bytearray | memoryview, source: str) ->
         raise WeightsError(f"{source} has a malformed __metadata__ entry: {_reason(err)}") from err
 
 
+def read_bundle_metadata(path: StrPath) -> dict[str, str]:
+    """The string metadata of a bundle file, read from its header only (no tensors, no verification).
+
+    Used to size a node before its bundle is verified and loaded (e.g. M for ``num_classes: 0``).
+
+    Raises:
+        WeightsError: the file is missing, not a LAECIPS bundle, or its metadata lacks model_name,
+            num_classes or version.
+    """
+    source = str(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            size = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+            data = head + fh.read(min(size, MAX_HEADER_BYTES))
+    except OSError as err:
+        raise WeightsError(f"cannot read bundle {source}: {err}; give an existing .safetensors file") from err
+    metadata = _parse_header_metadata(data, source)
+    if metadata.get("format") != BUNDLE_FORMAT:
+        raise WeightsError(f"{source} is not a LAECIPS bundle (format {metadata.get('format')!r})")
+    try:
+        return _check_metadata(metadata, REQUIRED_METADATA)
+    except ConfigError as err:
+        raise WeightsError(f"{source}: {err}") from err
+
+
+def bundle_class_names(path: StrPath | None, metadata: Mapping[str, str]) -> list[str] | None:
+    """The M class names of a bundle when they are known, else None.
+
+    In order: the bundle's ``class_names`` metadata (a JSON list); its JSON card next to it (same stem,
+    ``.json``, from ``laecips pretrain``): a ``class_names`` entry, or the built-in benchmark's names
+    when the card says f was pre-trained on that benchmark. Names whose count is not the bundle's M
+    are ignored.
+
+    Args:
+        path: The bundle file (for its card), or None.
+        metadata: The bundle's metadata (``Bundle.metadata`` or ``read_bundle_metadata``).
+    """
+    try:
+        num_classes = int(metadata.get("num_classes", "0"))
+    except ValueError:
+        return None
+    candidates: list[Any] = []
+    with contextlib.suppress(ValueError, RecursionError):
+        candidates.append(json.loads(metadata["class_names"]) if "class_names" in metadata else None)
+    card_file = Path(path).with_suffix(".json") if path is not None else None
+    if card_file is not None and card_file.is_file():
+        with contextlib.suppress(OSError, ValueError, RecursionError):
+            card = json.loads(card_file.read_text(encoding="utf-8"))
+            if isinstance(card, dict):
+                data_info = card.get("data")
+                candidates.append(card.get("class_names"))
+                if isinstance(data_info, dict) and "benchmark" in data_info:
+                    from laecips_core.data import CLASSES
+
+                    candidates.append(list(CLASSES))
+    for names in candidates:
+        if isinstance(names, list) and len(names) == num_classes and all(isinstance(n, str) for n in names):
+            return list(names)
+    return None
+
+
 def _reason(err: BaseException) -> str:
     """``Type: message`` of an exception, cut to 300 characters (for error texts that cross the wire)."""
     return f"{type(err).__name__}: {err}"[:300]

@@ -17,6 +17,9 @@ from laecips_core.errors import BagError, ConfigError
 
 MAX_RATE = 1000.0
 MAX_LOOPS = 10_000
+MAX_CLOCK_HZ = 1000.0
+DEFAULT_CLOCK_HZ = 40.0
+"""/clock rate of ``--clock`` without a value (as ros2 bag play)."""
 PLAYER_NODE = "laecips_bag_player"
 
 
@@ -37,6 +40,10 @@ class PlayOptions:
             two-sided: the publisher can see a subscriber before that subscriber has matched the
             publisher, and a volatile message sent in between is lost.
         wait_timeout_s: give up waiting after this many seconds (then play anyway).
+        clock_hz: publish ``/clock`` (rosgraph_msgs/Clock) at this rate, with the bag's time: the log
+            time of the message being played, advancing with ``rate`` in between; 0 = no clock. Each
+            message is published after the clock reached its log time, so nodes with
+            ``use_sim_time`` see the recorded time. Each pass starts the clock again at the bag's start.
     """
 
     bag: Path
@@ -49,6 +56,7 @@ class PlayOptions:
     wait_subscribers: int = 1
     start_delay_s: float = 0.5
     wait_timeout_s: float = 30.0
+    clock_hz: float = 0.0
 
     def validate(self) -> PlayOptions:
         """Check the ranges; returns self.
@@ -66,6 +74,8 @@ class PlayOptions:
             raise ConfigError(f"--depth {self.depth} must be in [1, 1000]")
         if not (0.0 <= self.wait_timeout_s <= 3600.0) or self.wait_subscribers < 0:
             raise ConfigError("--wait-timeout-s must be in [0, 3600] and --wait-subscribers >= 0")
+        if not (math.isfinite(self.clock_hz) and 0.0 <= self.clock_hz <= MAX_CLOCK_HZ):
+            raise ConfigError(f"--clock {self.clock_hz} Hz must be in [0, {MAX_CLOCK_HZ}] (0 = no /clock)")
         if not 0.0 <= self.start_delay_s <= 60.0:
             raise ConfigError(f"--start-delay-s {self.start_delay_s} must be in [0, 60]")
         return self
@@ -145,15 +155,64 @@ def _select(reader: Any, topics: Sequence[str] | None) -> list[Any]:
     return conns
 
 
-def _sleep_until(target: float, keep_going: Callable[[], bool]) -> bool:
-    """Sleep until time.monotonic() reaches `target` in short steps; False when told to stop."""
+class _SimClock:
+    """Publishes /clock with the bag's time: ``bag_ns + (now - wall) * rate`` since the last anchor."""
+
+    def __init__(self, node: Any, hz: float, rate: float) -> None:
+        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+        from rosgraph_msgs.msg import Clock
+
+        self._msg_type = Clock
+        qos = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+        self._pub = node.create_publisher(Clock, "/clock", qos)
+        self._period = 1.0 / hz
+        self._rate = rate
+        self._bag_ns = 0
+        self._wall = time.monotonic()
+        self._last_sent = -math.inf
+        self.published = 0
+
+    def anchor(self, bag_ns: int, wall: float) -> None:
+        """From now on the clock reads ``bag_ns`` at monotonic time ``wall``."""
+        self._bag_ns, self._wall = int(bag_ns), wall
+
+    def now_ns(self) -> int:
+        """The bag time now (nanoseconds)."""
+        return self._bag_ns + int((time.monotonic() - self._wall) * self._rate * 1e9)
+
+    def publish(self, bag_ns: int | None = None) -> None:
+        """Publish the bag time now (or ``bag_ns``)."""
+        stamp = self.now_ns() if bag_ns is None else int(bag_ns)
+        msg = self._msg_type()
+        msg.clock.sec, msg.clock.nanosec = divmod(max(0, stamp), 1_000_000_000)
+        self._pub.publish(msg)
+        self._last_sent = time.monotonic()
+        self.published += 1
+
+    def tick(self) -> None:
+        """Publish when a clock period has passed since the last /clock."""
+        if time.monotonic() - self._last_sent >= self._period:
+            self.publish()
+
+    @property
+    def period_s(self) -> float:
+        """Seconds between two /clock messages."""
+        return self._period
+
+
+def _sleep_until(target: float, keep_going: Callable[[], bool], clock: _SimClock | None = None) -> bool:
+    """Sleep until time.monotonic() reaches `target` in short steps (ticking the clock); False when told
+    to stop."""
+    step = 0.05 if clock is None else min(0.05, clock.period_s)
     while True:
         if not keep_going():
             return False
+        if clock is not None:
+            clock.tick()
         left = target - time.monotonic()
         if left <= 0:
             return True
-        time.sleep(min(left, 0.05))
+        time.sleep(min(left, step))
 
 
 def play_bag(
@@ -163,6 +222,7 @@ def play_bag(
 
     Message i of a pass is published at ``start + (t_i - t_0) / rate`` where t_i is its log time; each
     pass starts when the previous one ended. Latched (transient-local) topics keep that durability.
+    With ``clock_hz`` > 0, ``/clock`` carries the bag's time (``PlayOptions.clock_hz``).
 
     Args:
         options: validated play options.
@@ -210,12 +270,19 @@ def play_bag(
                 )
                 pub = node.create_publisher(message_class(conn.msgtype), conn.topic, qos)
                 publishers[conn.id] = by_topic[conn.topic] = pub
+            clock = _SimClock(node, options.clock_hz, options.rate) if options.clock_hz > 0 else None
+            if clock is not None:
+                clock.anchor(int(reader.start_time), time.monotonic())
+                clock.publish(int(reader.start_time))
             if options.wait_topic:
                 if options.wait_topic not in by_topic:
                     raise BagError(f"--wait-topic {options.wait_topic} is not one of the played topics")
                 pub = by_topic[options.wait_topic]
                 deadline = time.monotonic() + options.wait_timeout_s
                 while pub.get_subscription_count() < options.wait_subscribers and time.monotonic() < deadline:
+                    if clock is not None:
+                        clock.anchor(int(reader.start_time), time.monotonic())
+                        clock.tick()
                     time.sleep(0.05)
                 if pub.get_subscription_count() < options.wait_subscribers and progress:
                     progress(
@@ -228,10 +295,15 @@ def play_bag(
                 for conn, log_ns, raw in reader.messages(connections=conns):
                     if first_ns is None:
                         first_ns = int(log_ns)
+                        if clock is not None:
+                            clock.anchor(first_ns, pass_start)
                     target = pass_start + (int(log_ns) - first_ns) / 1e9 / options.rate
-                    if not _sleep_until(target, rclpy.ok):
+                    if not _sleep_until(target, rclpy.ok, clock):
                         interrupted = True
                         break
+                    if clock is not None:  # the clock has reached this message's time before it goes out
+                        clock.anchor(int(log_ns), time.monotonic())
+                        clock.publish(int(log_ns))
                     publishers[conn.id].publish(bytes(raw))
                     published[conn.topic] += 1
                 if interrupted:
@@ -274,6 +346,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--wait-timeout-s", type=float, default=30.0, help="longest wait in seconds (default 30)"
     )
+    parser.add_argument(
+        "--clock",
+        type=float,
+        nargs="?",
+        const=DEFAULT_CLOCK_HZ,
+        default=0.0,
+        metavar="HZ",
+        help=f"publish /clock with the bag's time (for use_sim_time) at HZ (default {DEFAULT_CLOCK_HZ:g} Hz)",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> PlayOptions:
@@ -289,6 +370,7 @@ def options_from_args(args: argparse.Namespace) -> PlayOptions:
         wait_subscribers=args.wait_subscribers,
         start_delay_s=args.start_delay_s,
         wait_timeout_s=args.wait_timeout_s,
+        clock_hz=args.clock,
     ).validate()
 
 

@@ -24,29 +24,34 @@ from laecips_core.edge_service import (
     EdgeUploads,
     ModelSlot,
     check_update,
+    class_names_for,
     class_summary,
+    classes_json,
     diagnostic_values,
     load_candidate,
     parse_palette,
     prepare_update,
+    resolve_defaults,
+    robot_id_from_namespace,
     untrained_candidate,
 )
 from laecips_core.errors import ConfigError, ImageError, LaecipsError
 from laecips_core.mining import TrackingDelta
-from laecips_core.offload import LatestQueue, tracked_upload_decision, upload_decision
+from laecips_core.offload import LatestQueue, UploadBudget, tracked_upload_decision, upload_decision
 from laecips_core.params import field_changes
 from laecips_core.supervision import Supervisor
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import (
+    DurabilityPolicy,
     HistoryPolicy,
     QoSProfile,
     ReliabilityPolicy,
     qos_profile_sensor_data,
 )
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Header
+from std_msgs.msg import Header, String
 
 from laecips_core import imaging, transport
 from laecips_edge.node_support import (
@@ -112,6 +117,13 @@ def _image_msg(header: Header, ros_fields: dict[str, Any]) -> Image:
 class EdgeNode(Node):
     """The robot side of LAECIPS (Algorithm 2): y = f(x) if h(f(x)) > delta else F(x) from the cloud.
 
+    The camera topic is ``image_topic`` (relative by default: ``<namespace>/camera/image_raw``, and
+    remappable); ``robot_id`` defaults to the namespace's last part and ``num_classes`` to the bundle's M.
+    The class names go out on ``~/classes`` (std_msgs/String JSON, transient-local, like a bag's
+    classes topic) whenever the model changes. Timers and /diagnostics stamps follow the node's clock,
+    so ``use_sim_time`` with a ``/clock`` (``laecips play-bag --clock``) works; result headers are the
+    camera's.
+
     Every camera frame is answered at once with f's labels on ``~/labels`` (mono8/mono16),
     ``~/overlay`` (rgb8) and ``~/result`` (SegmentationResult, source=edge). Hard frames
     (h(f(x)) <= delta, plus a random exploration share of easy ones) are JPEG-encoded and sent to the
@@ -142,12 +154,14 @@ class EdgeNode(Node):
         self._rng = random.Random()
         self._tracking: TrackingDelta | None = None
         self._delta = float("nan")
+        self._rate_now = float("nan")
         self._frame_no = 0
         self._last_diag = (time.monotonic(), 0)
 
         self._cfg = self._declare_and_read().validate()
         cfg = self._cfg
         self._palette = parse_palette(cfg.palette, cfg.num_classes)
+        self._budget = UploadBudget(cfg.max_in_flight)
 
         # The model running at start: a verified bundle, or an untrained f (version 0).
         if cfg.edge_model_path:
@@ -172,6 +186,15 @@ class EdgeNode(Node):
         self._pub_overlay = self.create_publisher(Image, "~/overlay", out_qos)
         self._pub_result = self.create_publisher(SegmentationResult, "~/result", out_qos)
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", out_qos)
+        latched = QoSProfile(
+            depth=1,
+            history=HistoryPolicy.KEEP_LAST,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
+        self._pub_classes = self.create_publisher(String, "~/classes", latched)
+        self._class_names = class_names_for(cfg, cfg.edge_model_path or None)
+        self._publish_classes(first.version)
         in_qos = (
             qos_profile_sensor_data
             if cfg.image_qos == "sensor_data"
@@ -196,6 +219,7 @@ class EdgeNode(Node):
             on_cloud=self._publish_cloud,
             on_fallback=self._publish_fallback,
             on_death=lambda worker, reason: self._log_death(f"upload worker {worker}", reason),
+            on_busy=self._budget.upload_done,
         )
         self._supervisor.spawn("zenoh", lambda: self._zenoh_loop(zconf))
         self._supervisor.spawn("infer", self._inference_loop)
@@ -209,15 +233,27 @@ class EdgeNode(Node):
             )
         self.get_logger().info(
             f"edge node up: robot {cfg.robot_id}, {cfg.edge_model_name} v{first.version} ({cfg.backend}), "
-            f"miner {cfg.miner}, delta={cfg.threshold}, camera {cfg.image_topic} ({cfg.image_transport}, "
-            f"{cfg.image_qos}), deadline {cfg.deadline_s} s, {cfg.max_in_flight} in flight"
+            f"M={cfg.num_classes}, miner {cfg.miner}, "
+            + (
+                f"target upload rate {cfg.target_upload_rate}"
+                if cfg.target_upload_rate > 0
+                else f"fixed delta={cfg.threshold}"
+            )
+            + f", camera {self._sub.topic_name} ({cfg.image_transport}, {cfg.image_qos}), deadline "
+            f"{cfg.deadline_s} s, {cfg.max_in_flight} in flight"
         )
 
     # -------------------------------------------------------------------------------- parameters
 
     def _declare_and_read(self) -> EdgeConfig:
-        """Declare every parameter with its descriptor and freeze the values into an EdgeConfig."""
-        return EdgeConfig(**declare_config(self, EDGE_PARAMS, EdgeConfig()))
+        """Declare every parameter with its descriptor and freeze the values into an EdgeConfig.
+
+        robot_id's default is the namespace's last part; num_classes 0 means the bundle's M (the
+        parameter keeps reading 0; ~/classes and every result carry M).
+        """
+        namespace = self.get_namespace()
+        defaults = replace(EdgeConfig(), robot_id=robot_id_from_namespace(namespace))
+        return resolve_defaults(EdgeConfig(**declare_config(self, EDGE_PARAMS, defaults)), namespace)
 
     def _set_internal(self, values: dict[str, Any]) -> None:
         """Set parameters on behalf of the node itself (accepted even where operators are refused)."""
@@ -281,6 +317,10 @@ class EdgeNode(Node):
         self._set_internal(values)
         if self._tracking is not None:  # new f and h: the old confidences say nothing about theirs
             self._tracking.reset()
+        names = class_names_for(self._cfg, candidate.path or None)
+        if not names[0].startswith("class_") or self._class_names[0].startswith("class_"):
+            self._class_names = names  # an update without names keeps the names it was trained for
+        self._publish_classes(candidate.version)
         self._count(updates_applied=1)
         self.get_logger().info(
             f"model v{old} -> v{candidate.version} ({candidate.origin}, sha256 {candidate.sha256[:12]}, "
@@ -345,10 +385,13 @@ class EdgeNode(Node):
             self.get_logger().error(f"dropping camera frame (stamp {stamp:.3f}): {err}")
             return
         confidence = float(result.confidence)
+        self._budget.frame(frame.arrival, float(result.compute_s))
         if cfg.target_upload_rate > 0:
             tracker = self._tracker(cfg)
+            rate = self._budget.rate(cfg.target_upload_rate, cfg.exploration_rate, cfg.latency_budget_s)
+            self._rate_now = rate
             hard, uploaded, delta = tracked_upload_decision(
-                confidence, tracker, cfg.exploration_rate, self._rng
+                confidence, tracker, cfg.exploration_rate, self._rng, target_rate=rate
             )
         else:
             hard, uploaded = upload_decision(confidence, cfg.threshold, cfg.exploration_rate, self._rng)
@@ -395,6 +438,11 @@ class EdgeNode(Node):
         self._publish(job, job.labels, SegmentationResult.SOURCE_FALLBACK)
 
     # ------------------------------------------------------------------------------------ publish
+
+    def _publish_classes(self, version: int) -> None:
+        """~/classes: the class names of the running model (latched; JSON as a bag's classes topic)."""
+        body = classes_json(self._class_names, robot_id=self._cfg.robot_id, model_version=version)
+        self._pub_classes.publish(String(data=body))
 
     def _publish(
         self,
@@ -516,6 +564,14 @@ class EdgeNode(Node):
         """Timer: frame rate, CUR, cloud availability, model version and errors on /diagnostics."""
         now = time.monotonic()
         snap = self.counters()
+        cfg = self._cfg
+        budget = self._budget.state(cfg.target_upload_rate, cfg.exploration_rate, cfg.latency_budget_s)
+        extra = {
+            "upload_rate_now": f"{self._rate_now:.4f}",
+            "upload_capacity": f"{budget.capacity:.4f}",
+            "cloud_busy_s": f"{budget.busy_s:.4f}",
+            "frame_period_s": f"{budget.frame_period_s:.4f}",
+        }
         last_t, last_frames = self._last_diag
         self._last_diag = (now, snap["frames"])
         warn, message, values = diagnostic_values(
@@ -524,6 +580,7 @@ class EdgeNode(Node):
             version=self._models.current.version,
             in_flight=self._uploads.in_flight if self._uploads else 0,
             threshold=self._delta,
+            extra=extra,
         )
         level = DiagnosticStatus.WARN if warn else DiagnosticStatus.OK
         robot = self._cfg.robot_id

@@ -84,6 +84,7 @@ def cloud(tmp_path_factory, initial_bundle, domain_id, ros_listener: RosListener
             "weights_dir": str(root / "weights"),
             "replay_dir": str(root / "replay"),
             "diagnostics_period_s": 0.5,
+            "allow_unsigned_weights": True,
         },
     )
     reliable = QoSProfile(depth=200, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)

@@ -85,7 +85,7 @@ def test_cloud_fetches_only_announcements_signed_by_the_trusted_key(tmp_path: Pa
 
 
 def test_cloud_config_names_the_bad_parameter(tmp_path: Path):
-    base = CloudConfig(weights_dir=str(tmp_path), replay_dir=str(tmp_path))
+    base = CloudConfig(weights_dir=str(tmp_path), replay_dir=str(tmp_path), allow_unsigned_weights=True)
     for changes, match in (
         ({"robot_ids": ("a/b",)}, "robot id"),
         ({"robot_ids": ()}, "robot_ids"),
@@ -96,6 +96,8 @@ def test_cloud_config_names_the_bad_parameter(tmp_path: Path):
         ({"workers": 0}, "workers"),
         ({"zenoh_listen": ("localhost:7447",)}, "endpoint"),
         ({"edge_model_path": str(tmp_path / "missing.safetensors")}, "edge_model.path"),
+        ({"allow_unsigned_weights": False}, "trusted_public_key: set it to the trainer's .pub"),
+        ({"max_pixels": 10}, "max_pixels"),
     ):
         cfg = CloudConfig(**{**base.__dict__, **changes})
         with pytest.raises(ConfigError, match=match):
@@ -135,6 +137,7 @@ def _service(tmp_path: Path, initial_bundle: Path, **changes: object) -> tuple[C
         "weights_dir": str(tmp_path / "weights"),
         "replay_dir": str(tmp_path / "replay"),
         "lvm_params": '{"work_size": 64}',
+        "allow_unsigned_weights": True,
     }
     fields.update(changes)
     return CloudConfig(**fields).validate(), endpoint  # type: ignore[arg-type]

@@ -27,6 +27,7 @@ from laecips_core.transport import (
     ModelAnnouncement,
     ModelPublication,
     fetch_weights,
+    find_config,
     infer_key,
     load_zenoh_config,
     open_session,
@@ -39,7 +40,6 @@ from launch_helpers import REPO_ROOT, free_port, wait_until
 
 pytestmark = pytest.mark.slow
 
-TLS = REPO_ROOT / "config" / "tls"
 CONFIG_OF = {"router": "router", "cloud": "cloud", "trainer": "trainer", "robot1": "edge", "robot2": "edge"}
 QUIET_S = 1.0
 """How long a denied message gets to (not) arrive after an allowed one sent later has arrived (s)."""
@@ -95,7 +95,9 @@ class Net:
             f"transport/link/tls/{side}_private_key": str(folder / "key.pem"),
         }
         where = {"listen": self.endpoint} if who == "router" else {"connect": self.endpoint}
-        config = load_zenoh_config(str(TLS / f"{CONFIG_OF[who]}.json5"), overrides=overrides, **where)
+        shipped = find_config(f"tls/{CONFIG_OF[who]}.json5")
+        assert shipped is not None, "the shipped config/tls files are missing"
+        config = load_zenoh_config(str(shipped), overrides=overrides, **where)
         session = open_session(config, retry_s=10.0)
         self.sessions.append(session)
         return session

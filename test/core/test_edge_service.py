@@ -53,7 +53,14 @@ def _cfg(**changes: object) -> EdgeConfig:
         "input_width": 48,
         "robot_id": "robot1",
     }
+    base["allow_unsigned_weights"] = True  # the tests that give a key still have it checked
     return EdgeConfig(**{**base, **changes}).validate()  # type: ignore[arg-type]
+
+
+def test_edge_refuses_to_start_without_a_key_unless_unsigned_weights_are_allowed():
+    with pytest.raises(ConfigError, match="trusted_public_key: set it to the trainer's .pub"):
+        _cfg(allow_unsigned_weights=False)
+    assert _cfg(allow_unsigned_weights=True).allow_unsigned_weights
 
 
 RGB = np.random.default_rng(0).integers(0, 255, (32, 48, 3), dtype=np.uint8)

@@ -187,6 +187,7 @@ def edge_params(tmp_path: Path, endpoint: str, bundle: Path, **overrides: Any) -
         "weights_dir": str(tmp_path / "edge_weights"),
         "update_timeout_s": 5.0,
         "diagnostics_period_s": 0.5,
+        "allow_unsigned_weights": True,  # tests that pass trusted_public_key still get it checked
     }
     params.update(overrides)
     return params
@@ -245,6 +246,7 @@ def start_cloud(
         "weights_dir": str(tmp_path / "weights"),
         "replay_dir": str(tmp_path / "replay"),
         "diagnostics_period_s": 0.5,
+        "allow_unsigned_weights": True,  # tests that pass trusted_public_key still get it checked
         **overrides,
     }
     return _start_cloud_side(group, tmp_path, name, "cloud_node", params, domain_id)

@@ -26,7 +26,9 @@ import zenoh
 from laecips_core import transport
 from laecips_core.assisted import AssistedInference
 from laecips_core.errors import ConfigError, LaecipsError, ReplayError, WireFormatError
+from laecips_core.fairqueue import FairQueue
 from laecips_core.fusion import ORDERS, MaskOrder
+from laecips_core.imaging import MAX_IMAGE_PIXELS, resize_labels
 from laecips_core.lvm import DEFAULT_LVM, LVM, build_lvm, lvm_registry
 from laecips_core.models import DEFAULT_EDGE_MODEL
 from laecips_core.params import (
@@ -36,6 +38,7 @@ from laecips_core.params import (
     check_choice,
     check_ranges,
     check_robot_ids,
+    check_trusted_key,
 )
 from laecips_core.predictor import EdgePredictor
 from laecips_core.replay import ReplayBuffer
@@ -44,6 +47,8 @@ from laecips_core.training_job import build_models, replay_path, seed_store, sto
 from laecips_core.weights import WeightStore, load_bundle
 
 MODEL_CACHE = 2
+DEFAULT_MAX_PIXELS = 640 * 480
+"""Frames above this many pixels are downscaled before serving (CloudConfig.max_pixels)."""
 """Copies of f kept per robot (the current version and the previous one, for requests in flight)."""
 
 
@@ -73,10 +78,19 @@ class CloudConfig(ZenohFields):
         replay_maxsize: Most samples kept per robot's buffer (oldest dropped beyond).
         max_request_bytes: Largest JPEG accepted (bytes).
         workers: Worker threads (each with its own LVM instance).
-        queue_size: Requests waiting for a worker; more are answered "busy" at once.
+        queue_size: Requests of ONE robot waiting for a worker; more are answered "busy" at once. Each
+            robot has its own queue and the workers serve the robots round-robin (fairqueue.FairQueue),
+            so one robot's flood cannot starve another.
         max_queue_wait_s: Requests that waited longer are answered "expired" (the edge gave up).
         fusion_order: Mask order of Algorithm 1: "area" (largest first) or "input".
-        trusted_public_key: Ed25519 key (PEM) announcements must be signed with to be fetched ("" = any).
+        trusted_public_key: Ed25519 key (PEM) announcements must be signed with to be fetched. Required
+            unless ``allow_unsigned_weights`` (the node refuses to start without either).
+        allow_unsigned_weights: INSECURE, demos on a closed network only: run without
+            ``trusted_public_key`` and store any announced bundle whose sha256 matches.
+        max_pixels: Largest frame served at full size (pixels); a larger frame is DOWNSCALED (aspect kept,
+            libjpeg's DCT scaling) before f, the LVM and Algorithm 1 run, and the fused labels are scaled
+            back (nearest) to the request's size; the replay buffer keeps the downscaled sample. This
+            bounds the cost of every request whatever the robot sends.
         fetch_timeout_s: Deadline of fetching an announced bundle (seconds).
         diagnostics_period_s: Period of /diagnostics (seconds).
     """
@@ -98,6 +112,8 @@ class CloudConfig(ZenohFields):
     max_queue_wait_s: float = 10.0
     fusion_order: str = "area"
     trusted_public_key: str = ""
+    allow_unsigned_weights: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
     fetch_timeout_s: float = 30.0
     diagnostics_period_s: float = 1.0
 
@@ -126,6 +142,7 @@ class CloudConfig(ZenohFields):
             )
         if self.trusted_public_key and not Path(self.trusted_public_key).expanduser().is_file():
             raise ConfigError(f"trusted_public_key {self.trusted_public_key!r} does not exist")
+        check_trusted_key("cloud", self.trusted_public_key, self.allow_unsigned_weights)
         if not self.weights_dir or not self.replay_dir:
             raise ConfigError("weights_dir and replay_dir must be folders (they are shared with the trainer)")
         check_ranges(self, CLOUD_PARAMS)
@@ -162,7 +179,7 @@ CLOUD_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("replay_maxsize", "replay_maxsize", "most samples kept per replay buffer", 1, 10**7),
     ParamSpec("max_request_bytes", "max_request_bytes", "largest JPEG accepted (bytes)", 1024, 2**30, True),
     ParamSpec("workers", "workers", "worker threads, each with its own LVM", 1, 64),
-    ParamSpec("queue_size", "queue_size", "requests waiting for a worker (more: 'busy')", 1, 1024),
+    ParamSpec("queue_size", "queue_size", "requests per robot waiting for a worker (more: 'busy')", 1, 1024),
     ParamSpec(
         "max_queue_wait_s",
         "max_queue_wait_s",
@@ -174,6 +191,19 @@ CLOUD_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("fusion_order", "fusion_order", "Algorithm 1 mask order: area or input", mutable=True),
     ParamSpec(
         "trusted_public_key", "trusted_public_key", "Ed25519 PEM key announcements must be signed with"
+    ),
+    ParamSpec(
+        "allow_unsigned_weights",
+        "allow_unsigned_weights",
+        "INSECURE (demos only): start without trusted_public_key and store unsigned bundles",
+    ),
+    ParamSpec(
+        "max_pixels",
+        "max_pixels",
+        "larger frames are downscaled to this many pixels before f, the LVM and fusion",
+        4096,
+        MAX_IMAGE_PIXELS,
+        True,
     ),
     ParamSpec(
         "fetch_timeout_s", "fetch_timeout_s", "deadline of fetching announced weights (s)", 0.1, 3600.0
@@ -219,6 +249,7 @@ class RobotStats:
     errors: int = 0
     busy: int = 0
     expired: int = 0
+    downscaled: int = 0
     updates_stored: int = 0
     updates_refused: int = 0
     model_version: int = 0
@@ -336,7 +367,7 @@ class CloudService:
         self.stats = {robot: RobotStats() for robot in cfg.robot_ids}
         self._stats_lock = threading.Lock()
         self._stop = threading.Event()
-        self._jobs: queue.Queue[_Job] = queue.Queue(maxsize=cfg.queue_size)
+        self._jobs: FairQueue[_Job] = FairQueue(cfg.robot_ids, cfg.queue_size)
         self._fetches: queue.Queue[tuple[str, transport.ModelAnnouncement]] = queue.Queue(maxsize=16)
         self._supervisor = Supervisor("cloud", on_death=self._on_worker_death)
         self._caught_up = False
@@ -412,7 +443,7 @@ class CloudService:
         self._supervisor.stop(timeout_s)
         while True:  # answer what is left so no edge waits for its timeout
             try:
-                job = self._jobs.get_nowait()
+                _, job = self._jobs.get_nowait()
             except queue.Empty:
                 break
             self._reply_error(job.query, _frame_id_of(_bytes(job.query.attachment)), "cloud shutting down")
@@ -428,13 +459,15 @@ class CloudService:
             with self._stats_lock:
                 self.stats[robot].requests += 1
             try:
-                self._jobs.put_nowait(_Job(robot, query, time.perf_counter()))
+                self._jobs.put_nowait(robot, _Job(robot, query, time.perf_counter()))
             except queue.Full:
                 with self._stats_lock:
                     self.stats[robot].busy += 1
                 frame_id = _frame_id_of(_bytes(query.attachment))
                 self._reply_error(
-                    query, frame_id, f"cloud busy: {self.cfg.queue_size} requests queued; retry later"
+                    query,
+                    frame_id,
+                    f"cloud busy: {self.cfg.queue_size} requests of {robot} queued; retry later",
                 )
                 query.drop()
         except Exception as err:  # nothing escapes into Zenoh's callback thread
@@ -458,7 +491,7 @@ class CloudService:
     def _work(self, lvm: LVM) -> None:
         while not self._stop.is_set():
             try:
-                job = self._jobs.get(timeout=0.2)
+                _, job = self._jobs.get(timeout=0.2)
             except queue.Empty:
                 continue
             try:
@@ -496,21 +529,15 @@ class CloudService:
             self._reply_error(query, frame_id, f"request expired after {waited:.2f} s in the cloud queue")
             return
         try:
-            request = transport.InferRequest.decode(
-                _bytes(query.payload), _bytes(query.attachment), max_bytes=cfg.max_request_bytes
-            )
-            if request.robot_id != robot:
-                raise WireFormatError(f"request names robot {request.robot_id!r} but came on {robot!r}'s key")
-            rgb = request.rgb()
-            model = self.models[robot]
-            predictor = model.predictor(request.model_version, self.log)
-            if request.num_classes != predictor.num_classes:
-                raise WireFormatError(
-                    f"request says M={request.num_classes}; the cloud's f has {predictor.num_classes} classes"
-                )
-        except WireFormatError as err:
-            self._fail(robot, query, frame_id, str(err))
+            request, rgb, predictor = self._parse(robot, query)
+        except Exception as err:  # whatever a peer sent: a wire-format error reply that says why
+            reason = str(err) if isinstance(err, WireFormatError) else f"malformed request: {_describe(err)}"
+            self._fail(robot, query, frame_id, reason)
             return
+        full = (request.height, request.width)
+        if rgb.shape[:2] != full:
+            with self._stats_lock:
+                self.stats[robot].downscaled += 1
         edge = predictor.predict(rgb)
         t0 = time.perf_counter()
         # F(x): the same AssistedInference object the trainer, the eval and pre-training use.
@@ -520,6 +547,9 @@ class CloudService:
         fused = fuser.fuse(edge.probs, masks)
         t2 = time.perf_counter()
         fused = fused.astype(np.uint8 if predictor.num_classes <= 255 else np.uint16, copy=False)
+        # durable first: an acknowledged sample must survive a crash right after the reply
+        size = self._append(robot, rgb, fused, edge.probs, masks, predictor.version)
+        labels = fused if fused.shape == full else resize_labels(fused, full)
         reply = transport.InferReply(
             status=transport.STATUS_OK,
             frame_id=request.frame_id,
@@ -528,25 +558,10 @@ class CloudService:
             lvm_s=t1 - t0,
             fusion_s=t2 - t1,
             cloud_s=time.perf_counter() - job.arrived,
-            labels=fused,
+            labels=labels,
         )
         payload, attachment = reply.encode()
         query.reply(query.key_expr, payload, attachment=attachment)
-        buffer = self.buffers[robot]
-        summary = edge.probs.reshape(edge.probs.shape[0], -1).mean(axis=1).astype(np.float32)
-        try:
-            buffer.append(
-                rgb,
-                fused,
-                logits_summary=summary,
-                robot_id=robot,
-                model_version=predictor.version,
-                masks=masks,
-            )
-            size = len(buffer)
-        except ReplayError as err:  # answered already; the sample is lost for training, say so
-            self.log.error(f"{robot}: replay buffer append failed: {err}")
-            size = self.stats[robot].replay_size
         with self._stats_lock:
             stats = self.stats[robot]
             stats.ok += 1
@@ -566,6 +581,52 @@ class CloudService:
                 size,
             )
         )
+
+    def _parse(
+        self, robot: str, query: zenoh.Query
+    ) -> tuple[transport.InferRequest, np.ndarray, EdgePredictor]:
+        """Decode and check one request: (request, RGB fitted to max_pixels, f at the edge's version).
+
+        Raises:
+            WireFormatError: anything wrong with it (other exceptions are mapped by the caller).
+        """
+        cfg = self.cfg
+        request = transport.InferRequest.decode(
+            _bytes(query.payload), _bytes(query.attachment), max_bytes=cfg.max_request_bytes
+        )
+        if request.robot_id != robot:
+            raise WireFormatError(f"request names robot {request.robot_id!r} but came on {robot!r}'s key")
+        rgb = request.rgb(fit_pixels=cfg.max_pixels)
+        try:
+            predictor = self.models[robot].predictor(request.model_version, self.log)
+        except LaecipsError as err:
+            raise WireFormatError(f"request model_version {request.model_version}: {err}") from err
+        if request.num_classes != predictor.num_classes:
+            raise WireFormatError(
+                f"request says M={request.num_classes}; the cloud's f has {predictor.num_classes} classes"
+            )
+        return request, rgb, predictor
+
+    def _append(
+        self,
+        robot: str,
+        rgb: np.ndarray,
+        fused: np.ndarray,
+        probs: np.ndarray,
+        masks: np.ndarray,
+        version: int,
+    ) -> int:
+        """Append (x, F(x), SAM(x)) to the robot's replay buffer; durable on return. Returns its size."""
+        buffer = self.buffers[robot]
+        summary = probs.reshape(probs.shape[0], -1).mean(axis=1).astype(np.float32)
+        try:
+            buffer.append(
+                rgb, fused, logits_summary=summary, robot_id=robot, model_version=version, masks=masks
+            )
+            return len(buffer)
+        except ReplayError as err:  # the robot still gets its answer; the sample is lost for training
+            self.log.error(f"{robot}: replay buffer append failed: {err}")
+            return self.stats[robot].replay_size
 
     def _fail(self, robot: str, query: zenoh.Query, frame_id: int, error: str) -> None:
         with self._stats_lock:
@@ -650,3 +711,8 @@ class CloudService:
 
 def _bytes(value: zenoh.ZBytes | None) -> bytes | None:
     return None if value is None else value.to_bytes()
+
+
+def _describe(err: BaseException) -> str:
+    """``Type: message`` of an exception, cut to fit an error reply."""
+    return f"{type(err).__name__}: {err}"[:500]

@@ -38,7 +38,13 @@ from laecips_core.offload import (
     remaining_s,
     split_network,
 )
-from laecips_core.params import ParamSpec, check_choice, check_zenoh_fields, zenoh_from_fields
+from laecips_core.params import (
+    ParamSpec,
+    check_choice,
+    check_trusted_key,
+    check_zenoh_fields,
+    zenoh_from_fields,
+)
 from laecips_core.predictor import EdgePredictor
 from laecips_core.streamnorm import DEFAULT_STREAM_NORM_PRIOR
 
@@ -97,6 +103,9 @@ class EdgeConfig:
         zenoh_mode: "peer", "client" or "" (the file's).
         zenoh_connect: endpoints to connect to, replacing the file's (empty = the file's).
         trusted_public_key: Ed25519 public key (PEM); when set every bundle must carry a valid signature.
+            Required unless ``allow_unsigned_weights`` (the node refuses to start without either).
+        allow_unsigned_weights: INSECURE, demos on a closed network only: run without
+            ``trusted_public_key``, accepting any bundle whose sha256 matches its announcement.
         weights_dir: where received bundles are kept (one file per version, for rollback).
         update_timeout_s: deadline of fetching a bundle over Zenoh (seconds).
         palette: "" (default palette) or comma-separated "#rrggbb" colours, one per class.
@@ -131,6 +140,7 @@ class EdgeConfig:
     zenoh_mode: str = ""
     zenoh_connect: tuple[str, ...] = ()
     trusted_public_key: str = ""
+    allow_unsigned_weights: bool = False
     weights_dir: str = ""
     update_timeout_s: float = 30.0
     palette: str = ""
@@ -176,6 +186,7 @@ class EdgeConfig:
             raise ConfigError(
                 f"trusted_public_key {self.trusted_public_key!r} does not exist: give the trainer's .pub file"
             )
+        check_trusted_key("edge", self.trusted_public_key, self.allow_unsigned_weights)
         parse_palette(self.palette, self.num_classes)
         return self
 
@@ -368,6 +379,11 @@ EDGE_PARAMS: tuple[ParamSpec, ...] = (
         "trusted_public_key",
         "trusted_public_key",
         "Ed25519 public key (PEM); when set, bundles must be signed",
+    ),
+    ParamSpec(
+        "allow_unsigned_weights",
+        "allow_unsigned_weights",
+        "INSECURE (demos only): start without trusted_public_key and accept unsigned bundles",
     ),
     ParamSpec(
         "weights_dir", "weights_dir", "folder keeping received bundles ('' = ~/.ros/laecips/<robot_id>)"

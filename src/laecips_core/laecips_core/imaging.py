@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import colorsys
+import math
 import struct
 from typing import Any, NamedTuple
 
@@ -334,6 +335,70 @@ def decode_jpeg(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
         if isinstance(err, ImageError):
             raise
         raise ImageError(f"corrupt JPEG ({err}); the payload was damaged or is not a JPEG") from err
+
+
+def fit_size(height: int, width: int, max_pixels: int) -> tuple[int, int]:
+    """The largest (h, w) of the same aspect ratio with h * w <= max_pixels (the size itself if it fits)."""
+    if height * width <= max_pixels:
+        return height, width
+    scale = math.sqrt(max_pixels / (height * width))
+    h, w = max(1, int(height * scale)), max(1, int(width * scale))
+    while h * w > max_pixels:  # rounding: shrink the longer side until it fits
+        if h >= w:
+            h -= 1
+        else:
+            w -= 1
+    return h, w
+
+
+def decode_jpeg_fitted(
+    data: bytes, fit_pixels: int, max_pixels: int = MAX_IMAGE_PIXELS
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode a JPEG downscaled to at most fit_pixels pixels, cheaply (libjpeg's DCT scaling).
+
+    The cost of a huge frame is bounded: libjpeg decodes at 1/2, 1/4 or 1/8 size directly, so a
+    4096x4096 frame never becomes 16 M RGB pixels. The result is the largest of those scales that fits
+    (between a quarter of fit_pixels and fit_pixels), or, when even 1/8 is too large, that resized to
+    fit_size() bilinearly.
+
+    Args:
+        data: JPEG bytes.
+        fit_pixels: Most pixels of the returned image (>= 1).
+        max_pixels: Largest full size accepted (refused before decoding above it).
+
+    Returns:
+        ((h, w, 3) uint8 RGB with h * w <= fit_pixels, (full height, full width) of the JPEG).
+
+    Raises:
+        ImageError: not a valid JPEG, or its full size exceeds max_pixels.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ImageError(f"JPEG data must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) < 4 or data[:2] != b"\xff\xd8":
+        raise ImageError(f"data is not a JPEG (no SOI marker, {len(data)} bytes); send encode_jpeg() output")
+    try:
+        height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+        height, width = int(height), int(width)
+        _check_size(height, width, max_pixels)
+        target = fit_size(height, width, max(1, int(fit_pixels)))
+        if target == (height, width):
+            return simplejpeg.decode_jpeg(data, colorspace="RGB"), (height, width)
+        # libjpeg decodes at 1/k (k = 2, 4, 8) directly: take the smallest k whose size fits, so the
+        # full-size pixels are never produced; only beyond 1/8 a (small) bilinear resize follows
+        k = 2
+        while k < 8 and math.ceil(height / k) * math.ceil(width / k) > fit_pixels:
+            k *= 2
+        small = simplejpeg.decode_jpeg(
+            data, colorspace="RGB", min_height=math.ceil(height / k), min_width=math.ceil(width / k)
+        )
+    except ValueError as err:
+        if isinstance(err, ImageError):
+            raise
+        raise ImageError(f"corrupt JPEG ({err}); the payload was damaged or is not a JPEG") from err
+    if small.shape[0] * small.shape[1] > fit_pixels:
+        small = resize_rgb(small, target)
+    return small, (height, width)
 
 
 def encode_labels(labels: np.ndarray) -> bytes:

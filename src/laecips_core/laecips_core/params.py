@@ -92,6 +92,26 @@ def check_robot_ids(robot_ids: Sequence[str]) -> None:
         transport.validate_robot_id(robot_id)
 
 
+def check_trusted_key(node: str, trusted_public_key: str, allow_unsigned_weights: bool) -> None:
+    """Refuse to run a node that would accept unsigned model updates unless that was asked for explicitly.
+
+    Args:
+        node: "edge" or "cloud" (for the message).
+        trusted_public_key: The trainer's Ed25519 public key file ("" = none).
+        allow_unsigned_weights: The explicit insecure opt-in (demos on a closed network).
+
+    Raises:
+        ConfigError: no key and no opt-in, saying what to set.
+    """
+    if not trusted_public_key and not allow_unsigned_weights:
+        raise ConfigError(
+            f"the {node} node has no trusted_public_key: set it to the trainer's .pub file (the trainer "
+            "writes <weights_dir>/keys/trainer.pub, or `laecips keygen`) so that only signed weights are "
+            "accepted; for a demo on a closed network only, set allow_unsigned_weights: true instead "
+            "(INSECURE: anyone who can publish on Zenoh can then change the model)"
+        )
+
+
 def zenoh_from_fields(
     config_path: str, mode: str, listen: Sequence[str] = (), connect: Sequence[str] = ()
 ) -> zenoh.Config:

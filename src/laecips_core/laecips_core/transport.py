@@ -22,7 +22,13 @@ import zenoh
 
 from laecips_core import weights
 from laecips_core.errors import ConfigError, ImageError, WeightsError, WireFormatError
-from laecips_core.imaging import MAX_IMAGE_PIXELS, decode_jpeg, decode_labels, encode_labels
+from laecips_core.imaging import (
+    MAX_IMAGE_PIXELS,
+    decode_jpeg,
+    decode_jpeg_fitted,
+    decode_labels,
+    encode_labels,
+)
 
 WIRE_VERSION: Final = 1
 """Version of the JSON header carried in the Zenoh attachment (docs/design.md, "Wire format")."""
@@ -35,6 +41,10 @@ MAX_ATTACHMENT_BYTES: Final = 8192
 MAX_NUM_CLASSES: Final = 65535
 """M above this does not fit the uint16 label maps of the wire."""
 MAX_ERROR_CHARS: Final = 2000
+MAX_MODEL_VERSION: Final = 10**8 - 1
+"""Highest model_version a request may name (a WeightStore holds versions in [0, 1e8))."""
+SILENT_FRACTION: Final = 0.9
+"""A get() that ends with no reply after this share of its timeout was a silent cloud (timeout), not none."""
 """Error texts longer than this are cut before they go on the wire."""
 
 STATUS_OK: Final = "ok"
@@ -384,22 +394,32 @@ class InferRequest:
         fields = _validate_request(header, data, max_bytes)
         return cls(jpeg=data, **fields)
 
-    def rgb(self) -> np.ndarray:
+    def rgb(self, fit_pixels: int | None = None) -> np.ndarray:
         """Decode the JPEG into (height, width, 3) uint8 RGB, checking it matches the header.
+
+        Args:
+            fit_pixels: When given and the frame is larger, decode it downscaled (aspect kept) to at
+                most this many pixels (imaging.decode_jpeg_fitted: libjpeg's cheap DCT scaling).
+
+        Returns:
+            (height, width, 3) uint8, or the downscaled (h, w, 3) with h * w <= fit_pixels.
 
         Raises:
             WireFormatError: undecodable JPEG or a size different from width x height.
         """
         try:
-            image = decode_jpeg(self.jpeg, max_pixels=self.width * self.height)
+            if fit_pixels is None:
+                image = decode_jpeg(self.jpeg, max_pixels=self.width * self.height)
+                full = image.shape[:2]
+            else:
+                image, full = decode_jpeg_fitted(self.jpeg, fit_pixels, max_pixels=self.width * self.height)
         except (ImageError, WireFormatError) as err:
             raise WireFormatError(
                 f"{self.WHAT} JPEG cannot be decoded as the header's {self.width}x{self.height} image: {err}"
             ) from err
-        if image.shape != (self.height, self.width, 3):
+        if tuple(full) != (self.height, self.width) or image.ndim != 3 or image.shape[2] != 3:
             raise WireFormatError(
-                f"{self.WHAT} JPEG is {image.shape[1]}x{image.shape[0]} "
-                f"but the header says {self.width}x{self.height}"
+                f"{self.WHAT} JPEG is {full[1]}x{full[0]} but the header says {self.width}x{self.height}"
             )
         return image
 
@@ -417,7 +437,7 @@ def _validate_request(header: Mapping[str, Any], payload: bytes, max_bytes: int)
         "robot_id": robot_id,
         "frame_id": _get_int(header, "frame_id", what, 0, 2**63 - 1),
         "stamp": _get_float(header, "stamp", what, lo=-math.inf),
-        "model_version": _get_int(header, "model_version", what, 0, 2**32 - 1),
+        "model_version": _get_int(header, "model_version", what, 0, MAX_MODEL_VERSION),
         "num_classes": _get_int(header, "num_classes", what, 1, MAX_NUM_CLASSES),
         "width": _get_int(header, "width", what, 1, 1 << 16),
         "height": _get_int(header, "height", what, 1, 1 << 16),
@@ -629,12 +649,21 @@ class CloudClient:
                 f"request for robot {request.robot_id!r} sent through the client of {self.robot_id!r}"
             )
         payload, attachment = request.encode()
+        started = time.monotonic()
         try:
             replies = self._querier.get(payload=payload, attachment=attachment)
             reply = next(iter(replies), None)
         except zenoh.ZError as err:
             return InferReply(status=STATUS_UNREACHABLE, error=f"zenoh: {err}", frame_id=request.frame_id)
         if reply is None:
+            waited = time.monotonic() - started
+            if waited >= SILENT_FRACTION * self.timeout_s:  # somebody took the query and never answered
+                return InferReply(
+                    status=STATUS_TIMEOUT,
+                    error=f"no reply from {infer_key(self.robot_id)} within {self.timeout_s:g} s "
+                    f"(waited {waited:.2f} s): the cloud is silent or overloaded",
+                    frame_id=request.frame_id,
+                )
             return InferReply(
                 status=STATUS_UNREACHABLE,
                 error="no cloud is serving " + infer_key(self.robot_id),

@@ -12,7 +12,7 @@ setup:
 	bash scripts/bootstrap.sh
 
 test: setup
-	$(ENV) && ruff check src test bench launch scripts
+	$(ENV) && ruff check src test bench scripts
 	$(ENV) && python -m pytest test $(PYTEST_ARGS)
 
 demo: setup
@@ -22,7 +22,7 @@ bench: setup
 	$(ENV) && python bench/run_all.py
 
 lint: setup
-	$(ENV) && ruff check src test bench launch scripts
+	$(ENV) && ruff check src test bench scripts
 
 clean:
 	rm -rf build install log .pytest_cache

@@ -489,7 +489,7 @@ def run(cfg: DemoConfig) -> int:
         "edge_model.path": str(bundle),
     }
     size = {"input_height": cfg.height, "input_width": cfg.width}
-    cloud_json5 = str(ROOT / "config" / "cloud.json5")
+    cloud_json5 = str(ROOT / "src" / "laecips_bringup" / "config" / "cloud.json5")
     cloud_params = write_params(
         state / "params" / "cloud.yaml",
         {
@@ -513,14 +513,14 @@ def run(cfg: DemoConfig) -> int:
         state / "params" / "edge.yaml",
         {
             **common, **size, "robot_id": cfg.robot_id, "image_topic": bags.DEFAULT_TOPICS.image,
-            "zenoh_config": str(ROOT / "config" / "edge.json5"), "num_classes": NUM_CLASSES,
+            "zenoh_config": str(ROOT / "src" / "laecips_bringup" / "config" / "edge.json5"), "num_classes": NUM_CLASSES,
             "threshold": delta, "target_upload_rate": cfg.target_cur,
             "exploration_rate": cfg.exploration_rate, "deadline_s": cfg.deadline_s,
             "max_in_flight": cfg.max_in_flight,
             "trusted_public_key": str(pub), "weights_dir": str(state / "edge_weights"),
         },
     )  # fmt: skip
-    config = ROOT / "config"
+    config = ROOT / "src" / "laecips_bringup" / "config"
     extra: dict[str, Any] = {
         "delta": delta,
         "bundle": bundle,

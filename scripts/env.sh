@@ -13,7 +13,7 @@ if [ -z "${ROS_DOMAIN_ID:-}" ]; then
   export ROS_DOMAIN_ID=$(( 1 + ( $$ + $(date +%N | sed 's/^0*//;s/^$/0/') ) % 100 ))
 fi
 export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
-export FASTDDS_DEFAULT_PROFILES_FILE=$_laecips_root/config/fastdds_large_frames.xml
+export FASTDDS_DEFAULT_PROFILES_FILE=$_laecips_root/src/laecips_bringup/config/fastdds_large_frames.xml
 export RMW_FASTRTPS_USE_QOS_FROM_XML=0
 _laecips_msgs=$_laecips_root/install/laecips_msgs
 export AMENT_PREFIX_PATH=$_laecips_msgs:$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}

@@ -1,4 +1,8 @@
-"""Static checks of launch/*.launch.py, config/*.yaml and config/laecips.rviz (no launch_ros here)."""
+"""Static checks of laecips_bringup's launch/*.launch.py, config/*.yaml and config/laecips.rviz.
+
+launch_ros is not installable here, so the files are read with ast. These checks run on the source
+tree; test/workspace/test_colcon_build.py resolves every substitution against a colcon install tree.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-LAUNCH_DIR = ROOT / "launch"
 SRC = ROOT / "src"
+LAUNCH_DIR = SRC / "laecips_bringup" / "launch"
+CONFIG_DIR = SRC / "laecips_bringup" / "config"
 LAUNCH_FILES = sorted(LAUNCH_DIR.glob("*.launch.py"))
 # Parameters every rclpy node has without declaring them.
 IMPLICIT_PARAMETERS = {"use_sim_time", "start_type_description_service"}
@@ -280,9 +285,9 @@ def test_nodes_are_entry_points_and_parameters_are_declared(path: Path) -> None:
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
 def test_package_references_exist(path: Path) -> None:
     pkgs = packages()
-    for call in launch_calls(path, "FindPackageShare"):
+    for call in [*launch_calls(path, "FindPackageShare"), *launch_calls(path, "FindPackagePrefix")]:
         name = _first_string(call)
-        assert name in pkgs, f"{path.name}: FindPackageShare({name!r}) is not a package of this workspace"
+        assert name in pkgs, f"{path.name}: {ast.unparse(call)} is not a package of this workspace"
 
 
 def test_demo_includes_edge_cloud_and_router_with_declared_arguments() -> None:
@@ -320,7 +325,7 @@ def test_demo_includes_edge_cloud_and_router_with_declared_arguments() -> None:
     ],
 )
 def test_parameter_files_only_set_declared_parameters(yaml_name: str, package: str, executable: str) -> None:
-    path = ROOT / "config" / yaml_name
+    path = CONFIG_DIR / yaml_name
     assert path.is_file(), f"config/{yaml_name} is missing"
     module = console_scripts(packages()[package])[executable]
     declared = declared_parameters(module) | IMPLICIT_PARAMETERS
@@ -341,21 +346,19 @@ def test_edge_yaml_covers_the_tunable_parameters() -> None:
         "edge_model.path",
     ):
         assert expected in declared
-    (names,) = yaml_parameters(ROOT / "config" / "edge.yaml").values()
+    (names,) = yaml_parameters(CONFIG_DIR / "edge.yaml").values()
     assert {"threshold", "deadline_s", "max_in_flight", "edge_model.name", "num_classes"} <= names
 
 
 def test_rviz_config_shows_camera_overlay_and_labels() -> None:
-    rviz = yaml.safe_load((ROOT / "config" / "laecips.rviz").read_text())
+    rviz = yaml.safe_load((CONFIG_DIR / "laecips.rviz").read_text())
     manager = rviz["Visualization Manager"]
     assert manager["Global Options"]["Fixed Frame"]
     images = {
         d["Topic"]["Value"]: d for d in manager["Displays"] if d["Class"] == "rviz_default_plugins/Image"
     }
-    (edge_params,) = yaml_parameters(ROOT / "config" / "edge.yaml").values()
-    camera = yaml.safe_load((ROOT / "config" / "edge.yaml").read_text())["/**"]["ros__parameters"][
-        "image_topic"
-    ]
+    (edge_params,) = yaml_parameters(CONFIG_DIR / "edge.yaml").values()
+    camera = yaml.safe_load((CONFIG_DIR / "edge.yaml").read_text())["/**"]["ros__parameters"]["image_topic"]
     assert camera in images, f"RViz does not show the camera topic {camera}"
     # The edge launch file runs edge_node in the namespace <robot_id>; its topics are ~/overlay, ~/labels.
     (robot_arg,) = [
@@ -375,3 +378,29 @@ def test_rviz_config_shows_camera_overlay_and_labels() -> None:
         if topic.endswith(("/overlay", "/labels")):
             assert display["Topic"]["Reliability Policy"] in ("Reliable", "Best Effort")
     assert "image_topic" in edge_params
+
+
+def test_resolver_follows_the_ament_index_and_argument_defaults(tmp_path: Path) -> None:
+    """launch_resolve finds packages only through their index marker and chains argument defaults."""
+    from launch_resolve import Dynamic, LaunchResolver, UnresolvedError
+
+    share = tmp_path / "install" / "pkg_a" / "share"
+    (share / "ament_index" / "resource_index" / "packages").mkdir(parents=True)
+    (share / "ament_index" / "resource_index" / "packages" / "pkg_a").touch()
+    launch = tmp_path / "x.launch.py"
+    launch.write_text(
+        "CONF = PathJoinSubstitution([FindPackageShare('pkg_a'), 'config'])\n"
+        "def generate_launch_description():\n"
+        "    return [DeclareLaunchArgument('a', default_value=PathJoinSubstitution([CONF, 'a.yaml'])),\n"
+        "            DeclareLaunchArgument('b', default_value=LaunchConfiguration('a')),\n"
+        "            DeclareLaunchArgument('c', default_value=PythonExpression(['1'])),\n"
+        "            Node(package='pkg_a', executable='run')]\n"
+    )
+    resolved = LaunchResolver(tmp_path / "install").resolve(launch)
+    expected = str(share / "pkg_a" / "config" / "a.yaml")
+    assert resolved.arguments["a"] == resolved.arguments["b"] == expected
+    assert isinstance(resolved.arguments["c"], Dynamic)
+    assert resolved.nodes == [("pkg_a", "run", tmp_path / "install" / "pkg_a" / "lib" / "pkg_a" / "run")]
+    launch.write_text(launch.read_text().replace("FindPackageShare('pkg_a')", "FindPackageShare('pkg_b')"))
+    with pytest.raises(UnresolvedError, match="pkg_b"):
+        LaunchResolver(tmp_path / "install").resolve(launch)

@@ -90,7 +90,7 @@ def cloud(tmp_path_factory, initial_bundle, domain_id, ros_listener: RosListener
     reliable = QoSProfile(depth=200, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
     ros_listener.listen(CloudStatus, STATUS_TOPIC, reliable)
     with ProcessGroup(root / "logs", timeout_s=600) as group:
-        shipped = REPO_ROOT / "config" / "cloud.yaml"
+        shipped = REPO_ROOT / "src" / "laecips_bringup" / "config" / "cloud.yaml"
         argv = ["-m", "laecips_cloud.cloud_node", "--ros-args", "--params-file", str(shipped),
                 "--params-file", str(params)]  # fmt: skip
         proc = group.start_python("cloud", argv, env=ros_env(domain_id))

@@ -90,7 +90,7 @@ def test_trains_when_the_buffer_fills_and_publishes_signed_weights(
             "check_period_s": 0.5, "train_threads": 1, "diagnostics_period_s": 0.5,
         },
     )  # fmt: skip
-    shipped = REPO_ROOT / "config" / "trainer.yaml"
+    shipped = REPO_ROOT / "src" / "laecips_bringup" / "config" / "trainer.yaml"
     argv = ["-m", "laecips_cloud.trainer_node", "--ros-args", "--params-file", str(shipped),
             "--params-file", str(params)]  # fmt: skip
     try:

@@ -138,7 +138,7 @@ def test_config_errors_name_the_problem(tmp_path):
 
 def test_shipped_configs_load():
     for name in ("router", "cloud", "edge", "tls/router", "tls/cloud", "tls/trainer", "tls/edge"):
-        cfg = load_zenoh_config(str(REPO_ROOT / "config" / f"{name}.json5"))
+        cfg = load_zenoh_config(str(REPO_ROOT / "src" / "laecips_bringup" / "config" / f"{name}.json5"))
         assert json.loads(cfg.get_json("scouting/multicast/enabled")) is False
         assert json.loads(cfg.get_json("transport/shared_memory/enabled")) is False
 
@@ -500,7 +500,7 @@ def _tls_paths(certs: Path, who: str) -> dict[str, object]:
 def test_mutual_tls_router_with_acl_blocks_other_robots_keys(certs):
     """The shipped config/tls files: mTLS works and edge-robot1 cannot reach robot2's keys."""
     endpoint = [f"tls/127.0.0.1:{free_port()}"]
-    conf = REPO_ROOT / "config" / "tls"
+    conf = REPO_ROOT / "src" / "laecips_bringup" / "config" / "tls"
     router = open_session(load_zenoh_config(str(conf / "router.json5"), listen=endpoint,
                                             overrides=_tls_paths(certs, "router")))  # fmt: skip
     opened = [router]

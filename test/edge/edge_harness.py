@@ -182,7 +182,7 @@ def edge_params(tmp_path: Path, endpoint: str, bundle: Path, **overrides: Any) -
         "exploration_rate": 0.0,
         "max_in_flight": 2,
         "deadline_s": 2.0,
-        "zenoh_config": str(REPO_ROOT / "config" / "edge.json5"),
+        "zenoh_config": str(REPO_ROOT / "src" / "laecips_bringup" / "config" / "edge.json5"),
         "zenoh_connect": [endpoint],
         "weights_dir": str(tmp_path / "edge_weights"),
         "update_timeout_s": 5.0,
@@ -213,7 +213,7 @@ def _start_cloud_side(
 ) -> ManagedProcess:
     """Start ``laecips_cloud.<node>`` with the shipped config/<node without _node>.yaml, then `params`."""
     params_file = _write_params(tmp_path / f"{name}.yaml", params)
-    shipped = REPO_ROOT / "config" / f"{node.removesuffix('_node')}.yaml"
+    shipped = REPO_ROOT / "src" / "laecips_bringup" / "config" / f"{node.removesuffix('_node')}.yaml"
     argv = ["-m", f"laecips_cloud.{node}", "--ros-args", "--params-file", str(shipped),
             "--params-file", str(params_file)]  # fmt: skip
     return group.start_python(name, argv, env=ros_env(domain_id))

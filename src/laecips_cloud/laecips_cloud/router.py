@@ -16,7 +16,7 @@ from laecips_core.errors import ConfigError
 from laecips_core import transport
 
 DEFAULT_CONFIG = "router.json5"
-"""config/router.json5: listens on tcp/127.0.0.1:7447, multicast scouting off."""
+"""laecips_bringup config/router.json5 (installed or in this checkout): tcp/127.0.0.1:7447, no multicast."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config",
         default=None,
-        help="json5 config (default: config/router.json5 of this checkout; '' for Zenoh's defaults)",
+        help="json5 config (default: laecips_bringup config/router.json5; '' for Zenoh's defaults)",
     )
     parser.add_argument(
         "--listen",

@@ -75,10 +75,11 @@ _PATH_KEYS: Final = (
 
 
 def find_config(name: str) -> Path | None:
-    """Locate one of the project's shipped config files (``config/<name>``).
+    """Locate one of the project's shipped config files (laecips_bringup's ``config/<name>``).
 
-    Looks in ``$LAECIPS_ROOT/config`` (set by scripts/env.sh), then in the source checkout this module
-    lives in. Installed ROS packages pass explicit paths instead.
+    Looks in the installed ``share/laecips_bringup/config`` of every prefix on ``AMENT_PREFIX_PATH``
+    (a sourced colcon workspace), then in ``$LAECIPS_ROOT/src/laecips_bringup/config`` (set by
+    scripts/env.sh), then in the source checkout this module lives in.
 
     Args:
         name: File name inside config/, e.g. "cloud.json5" or "tls/edge.json5".
@@ -86,12 +87,16 @@ def find_config(name: str) -> Path | None:
     Returns:
         The path, or None when no such file exists.
     """
-    roots = []
-    if os.environ.get("LAECIPS_ROOT"):
-        roots.append(Path(os.environ["LAECIPS_ROOT"]))
-    roots.append(Path(__file__).resolve().parents[3])
-    for root in roots:
-        candidate = root / "config" / name
+    folders = [
+        Path(prefix) / "share" / "laecips_bringup" / "config"
+        for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)
+        if prefix
+    ]
+    checkouts = [Path(os.environ["LAECIPS_ROOT"])] if os.environ.get("LAECIPS_ROOT") else []
+    checkouts.append(Path(__file__).resolve().parents[3])
+    folders += [root / "src" / "laecips_bringup" / "config" for root in checkouts]
+    for folder in folders:
+        candidate = folder / name
         if candidate.is_file():
             return candidate
     return None

@@ -1,22 +1,31 @@
-"""ROS 2 launch file of the robot side: the LAECIPS edge node (f, h, uploads, model updates)."""
+"""ROS 2 launch file of the robot side: the LAECIPS edge node (f, h, uploads, model updates).
+
+    ros2 launch laecips_bringup edge.launch.py robot_id:=robot1 image_topic:=/camera/image_raw
+
+Defaults come from the installed laecips_bringup share folder (FindPackageShare), so this works from
+any working directory once the workspace is built and sourced.
+"""
 
 from __future__ import annotations
 
-from launch.actions import DeclareLaunchArgument
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
-
 from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
 
-# Default config files live in the workspace's config/ folder (scripts/env.sh sets LAECIPS_ROOT);
-# installed systems pass params_file:=... and zenoh_config:=... explicitly.
-CONFIG_DIR = PathJoinSubstitution([EnvironmentVariable("LAECIPS_ROOT", default_value="."), "config"])
+CONFIG_DIR = PathJoinSubstitution([FindPackageShare("laecips_bringup"), "config"])
 
 
 def generate_launch_description() -> LaunchDescription:
-    """Edge node in the namespace <robot_id>; topics ~/labels, ~/overlay, ~/result and /diagnostics."""
+    """Edge node <namespace>/edge_node; topics ~/labels, ~/overlay, ~/result and /diagnostics."""
     arguments = [
         DeclareLaunchArgument("robot_id", default_value="robot1", description="robot id (Zenoh key chunk)"),
+        DeclareLaunchArgument(
+            "namespace",
+            default_value=LaunchConfiguration("robot_id"),
+            description="ROS namespace of the edge node (default: the robot id)",
+        ),
         DeclareLaunchArgument(
             "image_topic", default_value="/camera/image_raw", description="camera topic (Image)"
         ),
@@ -31,12 +40,20 @@ def generate_launch_description() -> LaunchDescription:
             description="Zenoh json5 config of the edge (client of the router)",
         ),
         DeclareLaunchArgument("backend", default_value="torch", description="torch or onnxruntime"),
+        DeclareLaunchArgument(
+            "model_path",
+            default_value="",
+            description="safetensors bundle of f and h the edge starts from ('' = the params file's)",
+        ),
+        DeclareLaunchArgument(
+            "use_sim_time", default_value="false", description="follow /clock (bag replay with --clock)"
+        ),
     ]
     edge = Node(
         package="laecips_edge",
         executable="edge_node",
         name="edge_node",
-        namespace=LaunchConfiguration("robot_id"),
+        namespace=LaunchConfiguration("namespace"),
         output="screen",
         emulate_tty=True,
         parameters=[
@@ -46,6 +63,8 @@ def generate_launch_description() -> LaunchDescription:
                 "image_topic": LaunchConfiguration("image_topic"),
                 "zenoh_config": LaunchConfiguration("zenoh_config"),
                 "backend": LaunchConfiguration("backend"),
+                "edge_model.path": LaunchConfiguration("model_path"),
+                "use_sim_time": LaunchConfiguration("use_sim_time"),
             },
         ],
     )

@@ -1,16 +1,19 @@
-"""ROS 2 launch file of the cloud side: the LAECIPS cloud node (LVM + fusion) and the continual trainer."""
+"""ROS 2 launch file of the cloud side: the LAECIPS cloud node (LVM + fusion) and the continual trainer.
+
+    ros2 launch laecips_bringup cloud.launch.py robot_id:=robot1 model_path:=/path/start.safetensors
+
+Defaults come from the installed laecips_bringup share folder (FindPackageShare).
+"""
 
 from __future__ import annotations
 
-from launch.actions import DeclareLaunchArgument
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
-
 from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
 
-# Default config files live in the workspace's config/ folder (scripts/env.sh sets LAECIPS_ROOT);
-# installed systems pass params_file:=..., trainer_params_file:=... and zenoh_config:=... explicitly.
-CONFIG_DIR = PathJoinSubstitution([EnvironmentVariable("LAECIPS_ROOT", default_value="."), "config"])
+CONFIG_DIR = PathJoinSubstitution([FindPackageShare("laecips_bringup"), "config"])
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -32,12 +35,20 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             "zenoh_config",
             default_value=PathJoinSubstitution([CONFIG_DIR, "cloud.json5"]),
-            description="Zenoh json5 config of the cloud and the trainer (clients of the router)",
+            description="Zenoh json5 config of the cloud node (client of the router)",
         ),
         DeclareLaunchArgument(
-            "edge_model_path",
+            "trainer_zenoh_config",
+            default_value=LaunchConfiguration("zenoh_config"),
+            description="Zenoh json5 config of the trainer (default: zenoh_config; mTLS: tls/trainer.json5)",
+        ),
+        DeclareLaunchArgument(
+            "model_path",
             default_value="",
             description="bundle the robot's edge starts from (seeds the cloud's and trainer's weight stores)",
+        ),
+        DeclareLaunchArgument(
+            "use_sim_time", default_value="false", description="follow /clock (bag replay with --clock)"
         ),
     ]
     robot_ids = [LaunchConfiguration("robot_id")]
@@ -52,7 +63,8 @@ def generate_launch_description() -> LaunchDescription:
             {
                 "robot_ids": robot_ids,
                 "zenoh_config": LaunchConfiguration("zenoh_config"),
-                "edge_model.path": LaunchConfiguration("edge_model_path"),
+                "edge_model.path": LaunchConfiguration("model_path"),
+                "use_sim_time": LaunchConfiguration("use_sim_time"),
             },
         ],
     )
@@ -66,8 +78,9 @@ def generate_launch_description() -> LaunchDescription:
             LaunchConfiguration("trainer_params_file"),
             {
                 "robot_ids": robot_ids,
-                "zenoh_config": LaunchConfiguration("zenoh_config"),
-                "edge_model.path": LaunchConfiguration("edge_model_path"),
+                "zenoh_config": LaunchConfiguration("trainer_zenoh_config"),
+                "edge_model.path": LaunchConfiguration("model_path"),
+                "use_sim_time": LaunchConfiguration("use_sim_time"),
             },
         ],
     )

@@ -50,6 +50,11 @@ def test_quick_eval_through_the_console_script(tmp_path):
     table2 = (out / "table2.md").read_text()
     assert all(f"task {t} mIoU" in table2 for t in range(1, 6)) and "task 0" not in table2
     assert not list(out.glob("laecips-replay-*")), "replay buffers must be cleaned up"
+    # --no-progress: no tqdm, but a line per task and per method with the elapsed time.
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("eval: ")]
+    assert sum("starts at frame" in line for line in lines) == 5
+    assert sum(line.startswith("eval: task id 4 ") and " frames in " in line for line in lines) == 9
+    assert all("elapsed" in line for line in lines) and "it/s" not in proc.stderr
 
 
 def test_record_bag_options(tmp_path, capsys):

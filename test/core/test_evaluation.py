@@ -400,3 +400,43 @@ def test_upload_rate_after_an_update_stays_in_the_budget_band(start_models):
     assert first < 40 and run.tracker is not None and run.tracker.resets >= 1
     after = np.asarray(run.uploaded[first:], float)
     assert 0.3 <= after.mean() <= 0.7, (after.mean(), run.versions)
+
+
+def test_task_labels_follow_how_the_source_counts():
+    assert evaluation.task_labels([0, 1, 2], pretrain_task=None, zero_based=None) == {
+        0: "task 1",
+        1: "task 2",
+        2: "task 3",
+    }
+    # A bag whose task ids already count from 1, pre-trained on its task 1: streamed 2..5 stay 2..5.
+    labels = evaluation.task_labels([2, 3, 4, 5], pretrain_task=1, zero_based=None)
+    assert list(labels.values()) == ["task 2", "task 3", "task 4", "task 5"]
+    assert evaluation.task_labels([1, 2], pretrain_task=0, zero_based=None) == {1: "task 2", 2: "task 3"}
+    assert evaluation.task_labels([1], pretrain_task=None, zero_based=True) == {1: "task 2"}
+
+
+def test_bag_counting_tasks_from_1_without_classes_topic_gets_task_numbers_and_the_bundles_names(tmp_path):
+    """Table 2 says task 1, task 2 (not task 2, task 3); the class names come from the weights' card."""
+    frames = [
+        fr._replace(task_id=fr.task_id + 1)
+        for fr in data.generate_stream(
+            data.BenchmarkConfig(frames_per_task=3, width=64, height=48, num_tasks=2)
+        )
+    ]
+    bag = bags.write_frames_bag(tmp_path / "bag", frames, data.CLASSES, progress=False)
+    lines: list[str] = []
+    cfg = _quick(tmp_path, "out", bag=bag, classes_topic="/no/classes", methods=("LAECIPS", "EDGE"))
+    results = evaluation.run_evaluation(cfg, log=lines.append)
+    assert results["task_order"] == [1, 2]
+    assert results["task_labels"] == {"1": "task 1", "2": "task 2"}
+    table2 = (tmp_path / "out" / "table2.md").read_text()
+    assert "task 1 mIoU" in table2 and "task 2 mIoU" in table2 and "task 3" not in table2
+    assert results["class_names"] == list(data.CLASSES)  # the test profile's card: benchmark classes
+    # --no-progress lines: each task's start, then one line per method with its time.
+    assert sum(line.startswith("eval: task id ") and "starts at frame" in line for line in lines) == 2
+    for task in (1, 2):
+        for method in ("LAECIPS", "EDGE"):
+            assert any(line.startswith(f"eval: task id {task} {method}: 3 frames in ") for line in lines), (
+                lines
+            )
+    assert all("elapsed" in line for line in lines) and lines[-1].startswith("eval: done")

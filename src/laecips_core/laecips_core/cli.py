@@ -186,7 +186,12 @@ def _add_eval(subparsers: Any) -> None:
     out.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
     out.add_argument("--quick", action="store_true", help="tiny, fast run for CI (small frames, few frames)")
     out.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
-    out.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    out.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no tqdm bars: plain progress lines instead (each step; one line per task and per method "
+        "with the elapsed time)",
+    )
     p.set_defaults(handler=_run_eval)
 
 
@@ -237,7 +242,8 @@ def _run_eval(args: argparse.Namespace) -> int:
         plots=not args.no_plots,
         progress=not args.no_progress,
     )
-    results = evaluation.run_evaluation(cfg)
+    log = (lambda line: print(line, flush=True)) if args.no_progress else None
+    results = evaluation.run_evaluation(cfg, log=log)
     print(evaluation.format_summary(results))
     print(f"results written to {args.out}")
     return 0

@@ -598,6 +598,7 @@ def simulate(
     total: int | None = None,
     progress: bool = True,
     stream_norm_prior: float = DEFAULT_STREAM_NORM_PRIOR,
+    log: Callable[[str], None] | None = None,
 ) -> Simulation:
     """Replay one stream through every method at once, in stream order (Algorithm 2 per method).
 
@@ -630,6 +631,8 @@ def simulate(
         panels: how many qualitative examples to keep (first hard labelled frame of each task).
         total: number of frames, for the progress bar.
         progress: tqdm bar over frames.
+        log: called with one line when a task starts and one per method when it ends (elapsed
+            seconds, frames, CUR, model version): progress without tqdm (``laecips eval --no-progress``).
         stream_norm_prior: N of ``streamnorm``: every method's f on the robot (and the cloud's copy of
             it) normalises each frame with its own BatchNorm statistics blended with the stored ones;
             0 = stored statistics only (the paper's f).
@@ -689,8 +692,10 @@ def simulate(
                     Path(tmp.name) / f"{name}.sqlite", maxsize=max(10_000, trainer.maxsize * 4)
                 )
         bar = tqdm(frames, total=total, desc="eval frames", unit="frame", disable=not progress)
+        lines = _ProgressLines(log, list(runs))
         for frame in bar:
             n += 1
+            lines.frame(frame.task_id, frame.index, runs)
             if frame.task_id not in task_order:
                 task_order.append(frame.task_id)
             gt = frame.labels
@@ -727,6 +732,7 @@ def simulate(
             explore = bool(rng.random() < explore_rate)
             up_s = link.upload_s(jpeg_bytes)
             for run in runs.values():
+                t_method = time.perf_counter()
                 if run.name == "EDGE":
                     out, uploaded, edge_out = base.labels, False, base.labels
                     parts = metrics.LatencyParts(f_s, 0.0, 0.0, 0.0)
@@ -790,7 +796,9 @@ def simulate(
                     _append_and_maybe_train(
                         run, frame, out, masks, f0, h0, num_classes, trainer, stream_norm_prior
                     )
+                lines.method(run.name, time.perf_counter() - t_method, uploaded)
             bar.set_postfix({k: r.version for k, r in runs.items() if r.updates}, refresh=False)
+        lines.finish(runs)
     finally:
         for run in runs.values():
             if run.buffer is not None:
@@ -816,6 +824,50 @@ def simulate(
         },
         panels=kept,
     )
+
+
+class _ProgressLines:
+    """Progress of ``simulate`` as plain lines: a task's start, then one line per method when it ends."""
+
+    def __init__(self, log: Callable[[str], None] | None, methods: list[str]) -> None:
+        self._log = log
+        self._t0 = time.perf_counter()
+        self._task: int | None = None
+        self._frames = 0
+        self._secs = dict.fromkeys(methods, 0.0)
+        self._uploads = dict.fromkeys(methods, 0)
+
+    def frame(self, task_id: int, index: int, runs: dict[str, MethodRun]) -> None:
+        """A frame of ``task_id`` is next: close the previous task when this one is new."""
+        if self._log is None:
+            return
+        if task_id != self._task:
+            self.finish(runs)
+            self._task = task_id
+            self._log(f"eval: task id {task_id} starts at frame {index} ({self._elapsed()})")
+        self._frames += 1
+
+    def method(self, name: str, seconds: float, uploaded: bool) -> None:
+        """One method handled one frame in ``seconds``."""
+        self._secs[name] += seconds
+        self._uploads[name] += int(uploaded)
+
+    def finish(self, runs: dict[str, MethodRun]) -> None:
+        """One line per method for the task that just ended."""
+        if self._log is None or self._task is None or not self._frames:
+            return
+        for name, secs in self._secs.items():
+            cur = self._uploads[name] / self._frames
+            self._log(
+                f"eval: task id {self._task} {name}: {self._frames} frames in {secs:.1f} s, "
+                f"CUR {100 * cur:.1f} %, model v{runs[name].version} ({self._elapsed()})"
+            )
+        self._frames = 0
+        self._secs = dict.fromkeys(self._secs, 0.0)
+        self._uploads = dict.fromkeys(self._uploads, 0)
+
+    def _elapsed(self) -> str:
+        return f"elapsed {time.perf_counter() - self._t0:.1f} s"
 
 
 def _panel_method(runs: dict[str, MethodRun]) -> str:
@@ -1031,6 +1083,7 @@ def prepare_start_model(cfg: EvalConfig, source: StreamSource) -> tuple[StartMod
     if cfg.pretrain_task is not None:
         return _pretrain_on_task(cfg, source)
     if cfg.weights is not None:
+        path = Path(cfg.weights)
         bundle = weights.load_bundle(cfg.weights)
         description: dict[str, Any] = {"kind": "bundle", "path": str(cfg.weights), **bundle.metadata}
     else:
@@ -1058,7 +1111,8 @@ def prepare_start_model(cfg: EvalConfig, source: StreamSource) -> tuple[StartMod
     if cfg.weights is None or source.description.get("kind") == "benchmark":
         height, width = _first_frame_size(source)
         calibration = _benchmark_calibration(cfg, height, width)
-    names = _class_names(source.class_names, num_classes)
+    # Names: the stream's classes topic, else the bundle's (its metadata or card), else class_<i>.
+    names = _class_names(source.class_names or weights.bundle_class_names(path, bundle.metadata), num_classes)
     return StartModel(f, h, num_classes, names, calibration, description), source
 
 
@@ -1293,11 +1347,37 @@ def _auc(cur: Sequence[float], miou: Sequence[float]) -> float:
 # --------------------------------------------------------------------------------------- the whole run
 
 
-def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
+def task_labels(
+    task_ids: Iterable[int], *, pretrain_task: int | None, zero_based: bool | None
+) -> dict[int, str]:
+    """The paper's names of the task ids of a run ("task 1", "task 2", ...).
+
+    The built-in benchmark and time boundaries number tasks from 0 (task id 0 is "task 1"); a bag's task
+    topic may already count from 1. Unless told (``zero_based``), ids are taken as 0-based when the
+    smallest id of the run (the streamed ones and the pre-training task) is 0, else as the task numbers.
+
+    Args:
+        task_ids: The streamed task ids.
+        pretrain_task: The task f and h were pre-trained on (not streamed), or None.
+        zero_based: True/False when the source says how it counts; None to infer it.
+    """
+    ids = sorted(set(int(t) for t in task_ids))
+    if zero_based is None:
+        known = ids + ([int(pretrain_task)] if pretrain_task is not None else [])
+        zero_based = not known or min(known) == 0
+    return {t: f"task {t + 1}" if zero_based else f"task {t}" for t in ids}
+
+
+def run_evaluation(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """``laecips eval``: stream, starting model, thresholds, every method, then results and figures.
 
     Writes into ``cfg.out``: results.json, table1.md, table2.md and (with ``cfg.plots``)
     fig5_class_frequency.png, fig8_miou_vs_cur.png, fig9_per_task.png, qualitative.png.
+
+    Args:
+        cfg: What to evaluate.
+        log: Called with progress lines (each step, one line per task and per method with the elapsed
+            time); None = silent (the tqdm bars of ``cfg.progress`` only).
 
     Returns:
         The results dictionary that was written to results.json.
@@ -1308,15 +1388,27 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    say = log or (lambda _line: None)
+
+    def step(what: str) -> None:
+        say(f"eval: {what} (elapsed {time.perf_counter() - t_start:.1f} s)")
+
     source = bag_source(cfg) if cfg.bag is not None else benchmark_source(cfg)
+    step(
+        "preparing the starting f and h"
+        + (f" (pre-training on task id {cfg.pretrain_task})" if cfg.pretrain_task is not None else "")
+    )
     start, stream = prepare_start_model(cfg, source)
     start = replace(start, stream_norm_prior=cfg.stream_norm_prior)
     fuser = AssistedInference.build(cfg.lvm, cfg.lvm_kwargs, order=cast(fusion.MaskOrder, cfg.fusion_order))
     miners = [m for m in SWEEP_MINERS if m != "neural" or start.h is not None]
+    step("choosing delta for the miners " + ", ".join(miners))
     deltas, threshold_info, calibration_conf = choose_deltas(cfg, start, stream, miners, fuser)
     trainer = replace(
         cfg.trainer, input_size=working_size(*_first_frame_size(stream), max_pixels=cfg.train_max_pixels)
     )
+    count = "all" if stream.total is None else str(stream.total)
+    step(f"streaming {count} frames through {', '.join(cfg.methods)}")
     t_sim = time.perf_counter()
     sim = simulate(
         stream.frames(),
@@ -1337,16 +1429,22 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
         total=stream.total,
         progress=cfg.progress,
         stream_norm_prior=cfg.stream_norm_prior,
+        log=log,
     )
     sim_s = time.perf_counter() - t_sim
     results = build_results(cfg, sim, start, stream, deltas, threshold_info)
     results["config"]["trainer"] = asdict(trainer)
     results["timing"]["simulate_wall_s"] = sim_s
+    zero_based = True if source.description.get("kind") == "benchmark" else None
+    labels = task_labels(sim.task_order, pretrain_task=cfg.pretrain_task, zero_based=zero_based)
+    results["task_labels"] = {str(t): name for t, name in labels.items()}
     write_tables(results, out)
     if cfg.plots:
         from laecips_core import plots
 
+        step("writing the figures")
         plots.write_all(results, sim, start.class_names, start.num_classes, out, progress=cfg.progress)
+    step("done")
     results["timing"]["wall_s"] = time.perf_counter() - t_start
     weights.atomic_write_bytes(
         out / "results.json", (json.dumps(results, indent=2, default=_json) + "\n").encode()
@@ -1580,11 +1678,18 @@ def table1_markdown(results: dict[str, Any]) -> str:
 def table2_markdown(results: dict[str, Any]) -> str:
     """Table 2 of the paper: mIoU and CUR of every method on each task, in stream order."""
     tasks = results["task_order"]
-    head = "| Method | " + " | ".join(f"{task_label(t)} mIoU | {task_label(t)} CUR" for t in tasks) + " |"
+    names = {t: result_task_label(results, t) for t in tasks}
+    head = "| Method | " + " | ".join(f"{names[t]} mIoU | {names[t]} CUR" for t in tasks) + " |"
+    counted = all(names[t] == f"task {t + 1}" for t in tasks)
     lines = [
         "# Table 2: per-task mIoU and CUR",
         "",
-        "Tasks are numbered from 1 as in the paper: task t is task id t - 1 in the stream or bag.",
+        "Tasks are numbered from 1 as in the paper: "
+        + (
+            "task t is task id t - 1 in the stream or bag."
+            if counted
+            else "the bag's task ids already count from 1 and are used as they are."
+        ),
         "",
         head,
         "|---|" + "---|---|" * len(tasks),
@@ -1597,6 +1702,11 @@ def table2_markdown(results: dict[str, Any]) -> str:
             cells.append(f"{_num(row.get('miou'))} | {_pct(row.get('cur'))}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def result_task_label(results: dict[str, Any], task_id: int) -> str:
+    """The name of a task id in a results dictionary (its ``task_labels``; "task <id + 1>" without)."""
+    return str(results.get("task_labels", {}).get(str(task_id), task_label(task_id)))
 
 
 def write_tables(results: dict[str, Any], out: Path) -> None:

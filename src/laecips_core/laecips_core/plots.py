@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +54,10 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def plot_class_frequency(
-    class_frequency: dict[str, Sequence[float]], class_names: Sequence[str], path: Path
+    class_frequency: dict[str, Sequence[float]],
+    class_names: Sequence[str],
+    path: Path,
+    task_names: Mapping[str, str] | None = None,
 ) -> Path:
     """Fig. 5: share of ground-truth pixels of each class, one bar per task (the data drift).
 
@@ -62,6 +65,7 @@ def plot_class_frequency(
         class_frequency: task id (str) -> (M,) pixel fractions summing to 1.
         class_names: the M class names.
         path: PNG to write.
+        task_names: task id (str) -> its name in the figure (default "task <id + 1>").
     """
     tasks = list(class_frequency)
     m = len(class_names)
@@ -80,7 +84,7 @@ def plot_class_frequency(
             x + (i - (len(tasks) - 1) / 2) * width,
             100 * values,
             width,
-            label=task_label(int(task)),
+            label=(task_names or {}).get(str(task), task_label(int(task))),
             color=cmap[i],
         )
     ax.set_xticks(x)
@@ -172,7 +176,7 @@ def plot_per_task(results: dict[str, Any], path: Path) -> Path:
         ax_c.plot(x, cur, label=name, color=color, marker="o", lw=width)
     for ax, ylabel in ((ax_m, "mIoU (frame mean)"), (ax_c, "CUR [%]")):
         ax.set_xticks(x)
-        ax.set_xticklabels([task_label(t) for t in tasks])
+        ax.set_xticklabels([_task_name(results, t) for t in tasks])
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     if not results.get("miou_available"):
@@ -189,7 +193,14 @@ def _nan(value: float | None) -> float:
     return float("nan") if value is None else float(value)
 
 
-def plot_qualitative(panels: Sequence[Panel], num_classes: int, path: Path) -> Path:
+def _task_name(results: dict[str, Any], task_id: int) -> str:
+    """A task's name in the results (``task_labels``), "task <id + 1>" when they have none."""
+    return str(results.get("task_labels", {}).get(str(task_id), task_label(task_id)))
+
+
+def plot_qualitative(
+    panels: Sequence[Panel], num_classes: int, path: Path, task_names: Mapping[str, str] | None = None
+) -> Path:
     """Fig. 3 style panels: image, ground truth, the edge model's f(x), the fused F(x) (Algorithm 1)."""
     rows = max(len(panels), 1)
     fig = _figure(11.0, 2.6 * rows)
@@ -215,7 +226,8 @@ def plot_qualitative(panels: Sequence[Panel], num_classes: int, path: Path) -> P
             if r == 0:
                 ax.set_title(title, fontsize=10)
             if c == 0:
-                ax.set_ylabel(f"{panel.method}\nframe {panel.index}\n{task_label(panel.task_id)}", fontsize=8)
+                name = (task_names or {}).get(str(panel.task_id), task_label(panel.task_id))
+                ax.set_ylabel(f"{panel.method}\nframe {panel.index}\n{name}", fontsize=8)
     fig.suptitle(
         "Qualitative results (like the paper's Fig. 3): hard frames uploaded by LAECIPS", fontsize=10
     )
@@ -235,11 +247,16 @@ def write_all(
     jobs = [
         (
             "fig5_class_frequency.png",
-            lambda p: plot_class_frequency(results["class_frequency"], class_names, p),
+            lambda p: plot_class_frequency(
+                results["class_frequency"], class_names, p, results.get("task_labels")
+            ),
         ),
         ("fig8_miou_vs_cur.png", lambda p: plot_miou_vs_cur(results, p)),
         ("fig9_per_task.png", lambda p: plot_per_task(results, p)),
-        ("qualitative.png", lambda p: plot_qualitative(sim.panels, num_classes, p)),
+        (
+            "qualitative.png",
+            lambda p: plot_qualitative(sim.panels, num_classes, p, results.get("task_labels")),
+        ),
     ]
     written = []
     for name, job in tqdm(jobs, desc="figures", unit="png", disable=not progress, leave=False):

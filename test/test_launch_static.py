@@ -358,7 +358,15 @@ def test_rviz_config_shows_camera_overlay_and_labels() -> None:
         d["Topic"]["Value"]: d for d in manager["Displays"] if d["Class"] == "rviz_default_plugins/Image"
     }
     (edge_params,) = yaml_parameters(CONFIG_DIR / "edge.yaml").values()
-    camera = yaml.safe_load((CONFIG_DIR / "edge.yaml").read_text())["/**"]["ros__parameters"]["image_topic"]
+    own = yaml.safe_load((CONFIG_DIR / "edge.yaml").read_text())["/**"]["ros__parameters"]["image_topic"]
+    assert not own.startswith("/"), "edge.yaml's camera topic must be relative (follows the namespace)"
+    # Under edge.launch.py the node subscribes to the launch argument image_topic: RViz shows that one.
+    (camera_arg,) = [
+        c
+        for c in launch_calls(LAUNCH_DIR / "edge.launch.py", "DeclareLaunchArgument")
+        if _first_string(c) == "image_topic"
+    ]
+    camera = _literal(_kw(camera_arg, "default_value"))
     assert camera in images, f"RViz does not show the camera topic {camera}"
     # The edge launch file runs edge_node in the namespace <robot_id>; its topics are ~/overlay, ~/labels.
     (robot_arg,) = [

@@ -3,8 +3,9 @@
 HARD (paper, pre-training label): frame mIoU(F(x)) - mIoU(f(x)) >= 0.1 against ground truth, with F the
 fusion of f's scores and the default LVM's masks (``AssistedInference``, as the cloud builds it). f and h
 are built from the bundle exactly as the edge builds them (``training_job.build_models``: h at the
-bundle's ``miner_in_size``). The headline number is the AUROC averaged within tasks (each task's
-frames ranked among themselves), over several stream seeds.
+bundle's ``miner_in_size``), and f runs with the edge's per-frame BatchNorm statistics
+(``streamnorm``, ``--stream-norm-prior``, default the edge node's). The headline number is the
+AUROC averaged within tasks (each task's frames ranked among themselves), over several stream seeds.
 AUROC 0.5 is chance; below 0.5 the confidence ranks frames the wrong way round (confident frames
 gain MORE from the cloud). Frames come from a seed the default weights never saw, spread over the 5
 tasks, so task 1 is in-distribution and tasks 2-5 drift.
@@ -19,6 +20,7 @@ import torch
 from laecips_core.assisted import AssistedInference
 from laecips_core.metrics import auroc
 from laecips_core.pretraining import ensure_default_weights, get_profile, hard_labels
+from laecips_core.streamnorm import DEFAULT_STREAM_NORM_PRIOR, with_stream_norm
 from laecips_core.training_job import build_models
 from laecips_core.weights import load_bundle
 
@@ -33,14 +35,23 @@ def main(argv: list[str] | None = None) -> None:
         "--seeds", type=int, nargs="+", default=[2024], help="benchmark seeds (weights: 1000)"
     )
     parser.add_argument("--weights", default=None, help="bundle (default: the cached default weights)")
+    parser.add_argument(
+        "--stream-norm-prior",
+        type=float,
+        default=DEFAULT_STREAM_NORM_PRIOR,
+        help="BatchNorm prior N of f as the edge runs it (0 = stored statistics only)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     bundle_path = args.weights or ensure_default_weights(profile="default", progress=False)
     f, h = build_models(load_bundle(bundle_path))
+    f = with_stream_norm(f, args.stream_norm_prior)
     prof = get_profile("default").pretrain
     fuser = AssistedInference.build(prof.lvm, dict(prof.lvm_kwargs))
     print(
-        f"weights {bundle_path}; LVM {prof.lvm}; h input {tuple(h.in_size) if hasattr(h, 'in_size') else '?'}"
+        f"weights {bundle_path}; LVM {prof.lvm}; "
+        f"h input {tuple(h.in_size) if hasattr(h, 'in_size') else '?'}; "
+        f"f's BatchNorm prior N = {args.stream_norm_prior:g}"
     )
     means: dict[str, list[float]] = {}
     for seed in args.seeds:

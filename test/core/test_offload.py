@@ -221,3 +221,18 @@ def test_upload_budget_backs_off_to_what_the_workers_can_finish():
     assert budget.rate(0.35) == 0.35
     with pytest.raises(Exception, match="max_in_flight"):
         UploadBudget(0)
+
+
+def test_upload_budget_backs_off_while_a_first_upload_is_still_running():
+    """No answer yet, but one upload has held its worker for 0.3 s at a 10 Hz camera: back off already."""
+    from laecips_core.offload import UploadBudget
+
+    budget = UploadBudget(max_in_flight=1)
+    for i in range(5):
+        budget.frame(i * 0.1)
+    token = budget.begin()
+    assert budget.rate(0.35) == 0.35  # just started
+    time.sleep(0.3)
+    assert budget.rate(0.35) < 0.35 * 0.9  # 1 worker x 0.1 s / >= 0.3 s -> at most ~0.27 per frame
+    budget.end(token, record=False)
+    assert budget.rate(0.35) == 0.35  # not recorded (e.g. nothing was sent): no measurement left

@@ -215,4 +215,4 @@ def test_a_cloud_slower_than_the_camera_makes_the_edge_upload_less_instead_of_dr
     )
     assert float(last["upload_rate_now"]) < 0.2  # backed off from 0.35
     assert uploaded < 0.25 * frames  # 0.35 without the back-off
-    assert dropped <= max(3, 0.4 * uploaded), last  # without it: most of ~40 uploads dropped
+    assert dropped <= max(4, 0.5 * uploaded), last  # without it: most of ~40 uploads dropped

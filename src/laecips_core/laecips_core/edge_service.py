@@ -33,6 +33,7 @@ from laecips_core.errors import ConfigError, LaecipsError, WeightsError
 from laecips_core.models import DEFAULT_EDGE_MODEL
 from laecips_core.offload import (
     DEFAULT_CUR_BUDGET,
+    UploadBudget,
     UploadScheduler,
     classify_fallback,
     remaining_s,
@@ -819,8 +820,8 @@ class EdgeUploads(Generic[J]):
         on_cloud: Publishes a frame's cloud result (job, answer with labels).
         on_fallback: Publishes a frame's edge labels as the fallback (job, status, reason).
         on_death: Also told of each worker death (worker, reason), e.g. to log it.
-        on_busy: Told how long each upload kept its worker busy (seconds, answered or not), e.g. for
-            ``offload.UploadBudget``.
+        budget: Told when each upload starts and ends (``offload.UploadBudget.begin``/``end``), so the
+            upload rate follows what the workers can finish.
         pending: Frames allowed to wait for a free worker.
         name: Thread name prefix.
     """
@@ -835,11 +836,11 @@ class EdgeUploads(Generic[J]):
         on_cloud: Callable[[J, CloudAnswer], None],
         on_fallback: Callable[[J, str, str], None],
         on_death: Callable[[str, str], None] | None = None,
-        on_busy: Callable[[float], None] | None = None,
+        budget: UploadBudget | None = None,
         pending: int = 1,
         name: str = "laecips-upload",
     ) -> None:
-        self._on_busy = on_busy
+        self._budget = budget
         self._config = config
         self._session = session
         self._counters = counters
@@ -888,7 +889,7 @@ class EdgeUploads(Generic[J]):
 
     def _upload(self, job: J) -> None:
         cfg = self._config()
-        started = time.monotonic()
+        token = self._budget.begin() if self._budget is not None else 0
         answer = ask_cloud(
             self._session(),
             cfg,
@@ -898,8 +899,8 @@ class EdgeUploads(Generic[J]):
             rgb=job.rgb,
             remaining_s=remaining_s(cfg.deadline_s, job.arrival, time.monotonic()),
         )
-        if self._on_busy is not None and answer.status != "unreachable":
-            self._on_busy(time.monotonic() - started)
+        if self._budget is not None:
+            self._budget.end(token, record=answer.status != "unreachable")
         self._counters.count(bytes_sent=answer.bytes_sent)
         if answer.labels is None:
             self.fallback(job, answer.status, answer.error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -155,6 +156,8 @@ class UploadBudget:
         self._period = math.nan
         self._busy = math.nan
         self._edge = math.nan
+        self._running: dict[int, float] = {}
+        self._next_token = 0
 
     def _mean(self, old: float, new: float) -> float:
         return new if math.isnan(old) else old + self._alpha * (new - old)
@@ -167,6 +170,22 @@ class UploadBudget:
             self._last_frame = arrival
             if edge_s is not None and math.isfinite(edge_s) and edge_s >= 0:
                 self._edge = self._mean(self._edge, float(edge_s))
+
+    def begin(self) -> int:
+        """An upload starts now; returns the token to give ``end``. While it runs, its age counts as a
+        lower bound of busy_s, so a cloud that stalls lowers the rate before its first answer."""
+        with self._lock:
+            self._next_token += 1
+            self._running[self._next_token] = time.monotonic()
+            return self._next_token
+
+    def end(self, token: int, *, record: bool = True) -> None:
+        """The upload of ``token`` ended; its duration is recorded unless ``record`` is False (e.g. no
+        session: nothing was sent)."""
+        with self._lock:
+            started = self._running.pop(token, None)
+        if started is not None and record:
+            self.upload_done(time.monotonic() - started)
 
     def upload_done(self, busy_s: float) -> None:
         """Record how long one upload kept its worker busy (seconds, answered or not)."""
@@ -186,6 +205,9 @@ class UploadBudget:
         """
         with self._lock:
             period, busy, edge = self._period, self._busy, self._edge
+            oldest = max((time.monotonic() - t for t in self._running.values()), default=0.0)
+        if oldest > (busy if math.isfinite(busy) else 0.0):
+            busy = oldest  # an upload still running has kept its worker at least this long
         capacity = math.inf
         if math.isfinite(period) and math.isfinite(busy) and busy > 0:
             capacity = self.max_in_flight * period / busy

@@ -219,7 +219,7 @@ class EdgeNode(Node):
             on_cloud=self._publish_cloud,
             on_fallback=self._publish_fallback,
             on_death=lambda worker, reason: self._log_death(f"upload worker {worker}", reason),
-            on_busy=self._budget.upload_done,
+            budget=self._budget,
         )
         self._supervisor.spawn("zenoh", lambda: self._zenoh_loop(zconf))
         self._supervisor.spawn("infer", self._inference_loop)

@@ -31,6 +31,7 @@ from laecips_core.training_job import store_dir
 from laecips_core import bags, demo_report, imaging, metrics, pretraining, transport, weights
 
 ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = ROOT / "src" / "laecips_bringup" / "config"  # shipped parameter and Zenoh files
 
 
 @dataclass(frozen=True)
@@ -489,7 +490,7 @@ def run(cfg: DemoConfig) -> int:
         "edge_model.path": str(bundle),
     }
     size = {"input_height": cfg.height, "input_width": cfg.width}
-    cloud_json5 = str(ROOT / "src" / "laecips_bringup" / "config" / "cloud.json5")
+    cloud_json5 = str(CONFIG_DIR / "cloud.json5")
     cloud_params = write_params(
         state / "params" / "cloud.yaml",
         {
@@ -513,14 +514,14 @@ def run(cfg: DemoConfig) -> int:
         state / "params" / "edge.yaml",
         {
             **common, **size, "robot_id": cfg.robot_id, "image_topic": bags.DEFAULT_TOPICS.image,
-            "zenoh_config": str(ROOT / "src" / "laecips_bringup" / "config" / "edge.json5"), "num_classes": NUM_CLASSES,
+            "zenoh_config": str(CONFIG_DIR / "edge.json5"), "num_classes": NUM_CLASSES,
             "threshold": delta, "target_upload_rate": cfg.target_cur,
             "exploration_rate": cfg.exploration_rate, "deadline_s": cfg.deadline_s,
             "max_in_flight": cfg.max_in_flight,
             "trusted_public_key": str(pub), "weights_dir": str(state / "edge_weights"),
         },
     )  # fmt: skip
-    config = ROOT / "src" / "laecips_bringup" / "config"
+    config = CONFIG_DIR
     extra: dict[str, Any] = {
         "delta": delta,
         "bundle": bundle,

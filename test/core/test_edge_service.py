@@ -335,6 +335,57 @@ def test_upload_worker_that_dies_is_restarted_and_shows_in_diagnostics():
         uploads.close(timeout_s=5.0)
 
 
+def test_a_stalled_link_cannot_hold_a_frame_past_its_deadline(monkeypatch: pytest.MonkeyPatch):
+    """A send that blocks in the link (Zenoh's congestion control on a dead WLAN) must not delay the
+    fallback: the frame falls back at its deadline, the late answer is ignored, and while the worker's
+    earlier call is still blocked the next frame falls back at once instead of piling up threads."""
+    from laecips_core import edge_service
+
+    release = threading.Event()
+    calls: list[int] = []
+
+    def stalled_ask_cloud(session: object, cfg: EdgeConfig, *, frame_id: int, **_: object) -> CloudAnswer:
+        calls.append(frame_id)
+        release.wait(30.0)  # blocked until the test lets the link recover
+        return CloudAnswer(np.zeros((4, 4), np.uint8), "ok")
+
+    monkeypatch.setattr(edge_service, "ask_cloud", stalled_ask_cloud)
+    cfg = _cfg(robot_id="r7", deadline_s=0.3)
+    counters = EdgeCounters()
+    outcomes = _Outcomes()
+    uploads: EdgeUploads[_Frame] = EdgeUploads(
+        1,
+        config=lambda: cfg,
+        session=lambda: object(),
+        counters=counters,
+        on_cloud=outcomes.cloud,
+        on_fallback=outcomes.fallback,
+    )
+    try:
+        uploads.submit(_Frame(1, 1.0, 0, RGB, time.monotonic()))
+        # The fallback comes while the call is still blocked (release has not been set).
+        assert wait_until(lambda: bool(outcomes.of(1)), 10.0), "frame 1 never fell back"
+        assert not release.is_set()
+        ((source, status, reason),) = outcomes.of(1)
+        assert (source, status) == ("fallback", "timeout") and "deadline" in reason
+        uploads.submit(_Frame(2, 2.0, 0, RGB, time.monotonic()))
+        assert wait_until(lambda: bool(outcomes.of(2)), 10.0), "frame 2 never fell back"
+        ((source, status, reason),) = outcomes.of(2)
+        assert (source, status) == ("fallback", "timeout") and "stalled" in reason
+        assert calls == [1]  # frame 2 was never sent into the stalled link
+        assert uploads.stalled_calls == 1
+        release.set()  # the link recovers: the late answer of frame 1 is dropped, uploads resume
+        assert wait_until(lambda: uploads.stalled_calls == 0, 10.0)
+        uploads.submit(_Frame(3, 3.0, 0, RGB, time.monotonic()))
+        assert wait_until(lambda: bool(outcomes.of(3)), 10.0), "frame 3 got nothing"
+        assert outcomes.of(3) == [("cloud", "ok", "")] and calls == [1, 3]
+        assert [o[0] for o in outcomes.of(1)] == ["fallback"]  # still exactly one publication
+        assert counters.snapshot()["cloud_ok"] == 1
+    finally:
+        release.set()
+        uploads.close(timeout_s=5.0)
+
+
 def test_check_update_lets_versions_only_go_up(tmp_path: Path):
     slot = ModelSlot(load_candidate(_cfg(), _bundle(tmp_path / "v3.safetensors", 3, label=1), origin="start"))
     running = slot.current.sha256

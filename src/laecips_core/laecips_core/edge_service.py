@@ -802,6 +802,52 @@ class UploadJob(Protocol):
 J = TypeVar("J", bound=UploadJob)
 
 
+DEADLINE_GRACE_S = 0.05
+"""Slack after a frame's deadline before its fallback is published without the cloud call."""
+
+
+class _UploadCall:
+    """One cloud round trip on its own thread, so its frame can fall back at the deadline while a
+    stalled link still blocks the send. Exactly one of the waiter (in time) or the thread (after
+    ``abandon``) finishes the bookkeeping."""
+
+    def __init__(self, owner: EdgeUploads[Any], token: int) -> None:
+        self._owner = owner
+        self._token = token
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self.answer: CloudAnswer | None = None
+        self.done = threading.Event()
+
+    def run(self, session: Any, cfg: EdgeConfig, job: Any, left: float) -> None:
+        try:
+            answer = ask_cloud(
+                session,
+                cfg,
+                frame_id=job.frame_no,
+                stamp=job.stamp,
+                version=job.version,
+                rgb=job.rgb,
+                remaining_s=left,
+            )
+        except BaseException as err:  # ask_cloud never raises; a bug still must not leak the slot
+            answer = CloudAnswer(None, "error", f"upload call failed: {type(err).__name__}: {err}"[:2000])
+        with self._lock:
+            self.answer = answer
+            abandoned = self._abandoned
+            self.done.set()
+        self._owner._call_finished(self._token, answer, abandoned)
+
+    def abandon(self) -> bool:
+        """Give up on the call (its answer will be ignored); False when it finished meanwhile."""
+        with self._lock:
+            if self.done.is_set():
+                return False
+            self._abandoned = True
+        self._owner._call_abandoned()
+        return True
+
+
 class EdgeUploads(Generic[J]):
     """The edge's upload workers without ROS: each hard frame ends in exactly one cloud result or fallback.
 
@@ -843,6 +889,9 @@ class EdgeUploads(Generic[J]):
         self._budget = budget
         self._config = config
         self._session = session
+        self._stall_lock = threading.Lock()
+        self._stalled = 0  # calls still blocked in the link after their frame fell back
+        self._max_stalled = max(1, int(max_in_flight))
         self._counters = counters
         self._on_cloud = on_cloud
         self._on_fallback = on_fallback
@@ -867,6 +916,12 @@ class EdgeUploads(Generic[J]):
         """Most frames that were with the cloud at once."""
         return self._scheduler.max_seen_in_flight
 
+    @property
+    def stalled_calls(self) -> int:
+        """Cloud calls still blocked in the link after their frame already fell back at its deadline."""
+        with self._stall_lock:
+            return self._stalled
+
     def submit(self, job: J) -> None:
         """Queue a hard frame (never blocks; a frame pushed out falls back at once as "dropped")."""
         self._scheduler.submit(job)
@@ -889,24 +944,53 @@ class EdgeUploads(Generic[J]):
 
     def _upload(self, job: J) -> None:
         cfg = self._config()
+        left = remaining_s(cfg.deadline_s, job.arrival, time.monotonic())
+        with self._stall_lock:
+            stalled = self._stalled
+        if stalled >= self._max_stalled:
+            self.fallback(
+                job, "timeout", f"the link is stalled: {stalled} earlier uploads are still blocked in send"
+            )
+            return
         token = self._budget.begin() if self._budget is not None else 0
-        answer = ask_cloud(
-            self._session(),
-            cfg,
-            frame_id=job.frame_no,
-            stamp=job.stamp,
-            version=job.version,
-            rgb=job.rgb,
-            remaining_s=remaining_s(cfg.deadline_s, job.arrival, time.monotonic()),
-        )
-        if self._budget is not None:
-            self._budget.end(token, record=answer.status != "unreachable")
+        call = _UploadCall(self, token)
+        threading.Thread(
+            target=call.run,
+            args=(self._session(), cfg, job, left),
+            name=f"{threading.current_thread().name}-call",
+            daemon=True,
+        ).start()
+        # ask_cloud bounds its own wait by the deadline, but a stalled link can block the send itself
+        # (Zenoh's congestion control, seconds): the frame falls back at its deadline regardless.
+        if not call.done.wait(max(left, 0.0) + DEADLINE_GRACE_S):
+            if call.abandon():
+                self.fallback(
+                    job,
+                    "timeout",
+                    f"no cloud answer within the {cfg.deadline_s:g} s deadline (the upload is still "
+                    "blocked in the link; its answer will be ignored)",
+                )
+                return
+        answer = call.answer
+        assert answer is not None
         self._counters.count(bytes_sent=answer.bytes_sent)
         if answer.labels is None:
             self.fallback(job, answer.status, answer.error)
             return
         self._counters.count(cloud_ok=1, bytes_received=answer.bytes_received, cloud_status="available")
         self._on_cloud(job, answer)
+
+    def _call_finished(self, token: int, answer: CloudAnswer, abandoned: bool) -> None:
+        """Bookkeeping when an upload call returns (in time, or after its frame already fell back)."""
+        if self._budget is not None:
+            self._budget.end(token, record=answer.status != "unreachable")
+        if abandoned:
+            with self._stall_lock:
+                self._stalled -= 1
+
+    def _call_abandoned(self) -> None:
+        with self._stall_lock:
+            self._stalled += 1
 
     def _failed(self, job: J, reason: str) -> None:
         self.fallback(job, "error", f"upload worker error: {reason}")

@@ -350,6 +350,24 @@ def test_edge_yaml_covers_the_tunable_parameters() -> None:
     assert {"threshold", "deadline_s", "max_in_flight", "edge_model.name", "num_classes"} <= names
 
 
+def _argument_default(path: Path, name: str) -> str | None:
+    """Literal default_value of a launch file's DeclareLaunchArgument `name` (None when not a literal)."""
+    (arg,) = [c for c in launch_calls(path, "DeclareLaunchArgument") if _first_string(c) == name]
+    return _literal(_kw(arg, "default_value"))
+
+
+def _included_arguments(path: Path, target: str) -> dict[str, str]:
+    """launch_arguments a launch file passes to the included `target` -> the source of each value."""
+    for call in launch_calls(path, "IncludeLaunchDescription"):
+        if target in ast.unparse(call):
+            passed = _kw(call, "launch_arguments")
+            assert isinstance(passed, ast.Call) and isinstance(passed.func, ast.Attribute)
+            mapping = passed.func.value
+            assert isinstance(mapping, ast.Dict)
+            return {_literal(k) or "": ast.unparse(v) for k, v in zip(mapping.keys, mapping.values)}
+    raise AssertionError(f"{path.name} does not include {target}")
+
+
 def test_rviz_config_shows_camera_overlay_and_labels() -> None:
     rviz = yaml.safe_load((CONFIG_DIR / "laecips.rviz").read_text())
     manager = rviz["Visualization Manager"]
@@ -360,14 +378,16 @@ def test_rviz_config_shows_camera_overlay_and_labels() -> None:
     (edge_params,) = yaml_parameters(CONFIG_DIR / "edge.yaml").values()
     own = yaml.safe_load((CONFIG_DIR / "edge.yaml").read_text())["/**"]["ros__parameters"]["image_topic"]
     assert not own.startswith("/"), "edge.yaml's camera topic must be relative (follows the namespace)"
-    # Under edge.launch.py the node subscribes to the launch argument image_topic: RViz shows that one.
-    (camera_arg,) = [
-        c
-        for c in launch_calls(LAUNCH_DIR / "edge.launch.py", "DeclareLaunchArgument")
-        if _first_string(c) == "image_topic"
-    ]
-    camera = _literal(_kw(camera_arg, "default_value"))
-    assert camera in images, f"RViz does not show the camera topic {camera}"
+    # edge.launch.py's own camera default is relative too (a launch argument default overrides the YAML);
+    # demo.launch.py passes the bag's absolute topic explicitly, and RViz shows that one.
+    edge_camera = _argument_default(LAUNCH_DIR / "edge.launch.py", "image_topic")
+    assert edge_camera == own, f"edge.launch.py's image_topic {edge_camera!r} is not edge.yaml's {own!r}"
+    demo_camera = _argument_default(LAUNCH_DIR / "demo.launch.py", "image_topic")
+    assert demo_camera and demo_camera.startswith("/"), "the demo's bag topic is absolute (record-bag's)"
+    assert demo_camera in images, f"RViz does not show the demo's camera topic {demo_camera}"
+    assert _included_arguments(LAUNCH_DIR / "demo.launch.py", "edge.launch.py")["image_topic"] == (
+        "LaunchConfiguration('image_topic')"
+    ), "demo.launch.py must pass its image_topic to edge.launch.py (else the edge reads the relative default)"
     # The edge launch file runs edge_node in the namespace <robot_id>; its topics are ~/overlay, ~/labels.
     (robot_arg,) = [
         c

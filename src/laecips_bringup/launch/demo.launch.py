@@ -48,11 +48,26 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             "namespace", default_value=LaunchConfiguration("robot_id"), description="edge node namespace"
         ),
-        DeclareLaunchArgument("image_topic", default_value="/camera/image_raw", description="camera topic"),
+        DeclareLaunchArgument(  # the bag's topic: `laecips record-bag` writes /camera/image_raw (absolute)
+            "image_topic",
+            default_value="/camera/image_raw",
+            description="camera topic of the bag, passed to the edge (edge.launch.py's own default is "
+            "the relative camera/image_raw)",
+        ),
         DeclareLaunchArgument(
             "params_file",
             default_value=PathJoinSubstitution([CONFIG_DIR, "edge.yaml"]),
-            description="edge node parameters YAML",
+            description="edge node parameters YAML (your copy with trusted_public_key)",
+        ),
+        DeclareLaunchArgument(
+            "cloud_params_file",
+            default_value=PathJoinSubstitution([CONFIG_DIR, "cloud.yaml"]),
+            description="cloud node parameters YAML (your copy with trusted_public_key)",
+        ),
+        DeclareLaunchArgument(
+            "trainer_params_file",
+            default_value=PathJoinSubstitution([CONFIG_DIR, "trainer.yaml"]),
+            description="trainer node parameters YAML (your copy with signing_key)",
         ),
         DeclareLaunchArgument(
             "backend", default_value="torch", description="edge backend: torch or onnxruntime"
@@ -92,6 +107,8 @@ def generate_launch_description() -> LaunchDescription:
         PythonLaunchDescriptionSource(PathJoinSubstitution([SHARE, "launch", "cloud.launch.py"])),
         launch_arguments={
             "robot_id": LaunchConfiguration("robot_id"),
+            "params_file": LaunchConfiguration("cloud_params_file"),
+            "trainer_params_file": LaunchConfiguration("trainer_params_file"),
             "zenoh_config": LaunchConfiguration("cloud_zenoh_config"),
             "model_path": LaunchConfiguration("model_path"),
             "use_sim_time": LaunchConfiguration("use_sim_time"),

@@ -1,9 +1,13 @@
 """ROS 2 launch file of the robot side: the LAECIPS edge node (f, h, uploads, model updates).
 
-    ros2 launch laecips_bringup edge.launch.py robot_id:=robot1 image_topic:=/camera/image_raw
+    ros2 launch laecips_bringup edge.launch.py robot_id:=robot1    # camera: /robot1/camera/image_raw
+    ros2 launch laecips_bringup edge.launch.py image_topic:=/camera/image_raw   # a root-level camera
 
-Defaults come from the installed laecips_bringup share folder (FindPackageShare), so this works from
-any working directory once the workspace is built and sourced.
+image_topic is relative by default (camera/image_raw, resolved in the node's namespace, like
+edge.yaml's), so a second robot launched with robot_id:=robot2 reads /robot2/camera/image_raw; give an
+absolute name (or remap) for a camera driver outside the namespace. Defaults come from the installed
+laecips_bringup share folder (FindPackageShare), so this works from any working directory once the
+workspace is built and sourced.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ def generate_launch_description() -> LaunchDescription:
             description="ROS namespace of the edge node (default: the robot id)",
         ),
         DeclareLaunchArgument(
-            "image_topic", default_value="/camera/image_raw", description="camera topic (Image)"
+            "image_topic",
+            default_value="camera/image_raw",
+            description="camera topic (Image); relative = inside the namespace, or give an absolute name",
         ),
         DeclareLaunchArgument(
             "params_file",
@@ -43,7 +49,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             "model_path",
             default_value="",
-            description="safetensors bundle of f and h the edge starts from ('' = the params file's)",
+            description="safetensors bundle of f and h the edge starts from (overrides the params file's "
+            "edge_model.path, like every argument passed below; '' = untrained f until an update)",
         ),
         DeclareLaunchArgument(
             "use_sim_time", default_value="false", description="follow /clock (bag replay with --clock)"

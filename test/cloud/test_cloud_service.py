@@ -270,3 +270,43 @@ def test_trainer_signs_every_field_of_its_announcements(tmp_path: Path, initial_
     finally:
         service.stop()
         session.close()
+
+
+def test_trainer_maxtime_follows_the_clock_it_is_given(tmp_path: Path, initial_bundle: Path):
+    """The trainer node hands its ROS clock to TrainerService: Algorithm 2's maxtime counts in that
+    clock's seconds (bag time under use_sim_time); the first /clock reading and a bag that starts over
+    restart the window instead of firing at once or never again."""
+    import numpy as np
+    from laecips_core.trainer_service import TrainerNodeConfig, TrainerService
+
+    priv, _ = generate_keypair(tmp_path / "keys", name="trainer")
+    cfg = TrainerNodeConfig(
+        robot_ids=("robot1",),
+        zenoh_mode="peer",
+        zenoh_listen=(zenoh_endpoint(free_port()),),
+        replay_dir=str(tmp_path / "replay"),
+        weights_dir=str(tmp_path / "weights"),
+        edge_model_name="tiny_fcn",
+        edge_model_path=str(initial_bundle),
+        signing_key=str(priv),
+        maxsize=1000,
+        maxtime_s=10.0,
+    ).validate()
+    clock = [0.0]  # sim time before the first /clock
+    session = open_session(cfg.zenoh())
+    service = TrainerService(cfg, session, logging.getLogger("trainer-clock"), clock=lambda: clock[0])
+    state = service.robots["robot1"]
+    try:
+        image = np.zeros((24, 32, 3), np.uint8)
+        state.buffer.append(image, np.ones((24, 32), np.uint8), robot_id="robot1", model_version=0)
+        for now in (0.0, 1000.0, 1009.0, 500.0, 509.0):  # first /clock at 1000 s; the bag restarts at 500
+            clock[0] = now
+            service.check()
+            assert state.job is None, f"training started at clock {now} (last_train {state.last_train})"
+        assert state.last_train == 500.0
+        clock[0] = 511.0  # 11 s of the clock's time since the restart > maxtime_s
+        service.check()
+        assert state.job is not None and state.jobs_started == 1
+    finally:
+        service.stop()
+        session.close()

@@ -50,14 +50,16 @@ class TrainerNode(Node):
         cfg = self._cfg
         self._session = transport.open_session(cfg.zenoh(), retry_s=cfg.zenoh_open_timeout_s)
         try:
-            self._service = TrainerService(cfg, self._session, self.get_logger(), self._publish_update)
+            self._service = TrainerService(
+                cfg, self._session, self.get_logger(), self._publish_update, clock=self._now
+            )
             if cfg.republish_on_start:
                 self._service.republish()
         except BaseException:
             self._session.close()
             raise
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.create_timer(cfg.check_period_s, self._service.check)
+        self.create_timer(cfg.check_period_s, self._service.check)  # maxtime on self._now (sim time)
         self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
         self.get_logger().info(
             f"trainer watching {list(cfg.robot_ids)} (maxsize {cfg.maxsize}, maxtime {cfg.maxtime_s} s), "
@@ -65,7 +67,15 @@ class TrainerNode(Node):
             f"public key {self._service.public_key_path}"
         )
 
+    def _now(self) -> float:
+        """The node's clock in seconds (the /clock time under use_sim_time; 0.0 before the first one)."""
+        return self.get_clock().now().nanoseconds * 1e-9
+
     def _publish_update(self, robot: str, announcement: transport.ModelAnnouncement) -> None:
+        """~/model_update mirrors the signed announcement field for field, so its stamp is the
+        announcement's wall-clock time (when the weights were made; for humans, covered by the
+        signature) and deliberately NOT the node's clock: under use_sim_time a re-stamp would no longer
+        verify. Timers and /diagnostics follow the node's clock."""
         msg = ModelUpdate()
         msg.version = announcement.version
         msg.sha256 = announcement.sha256

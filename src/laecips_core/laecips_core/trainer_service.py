@@ -266,6 +266,9 @@ class TrainerService:
         session: Open Zenoh session.
         log: Logger.
         on_published: Called with (robot_id, announcement) after each publication.
+        clock: Seconds for Algorithm 2's maxtime trigger (the trainer node passes its ROS clock, which
+            follows use_sim_time). Job timeouts stay on time.monotonic() (real compute time), and the
+            signed announcement's stamp stays wall-clock (when the weights were made, for humans).
     """
 
     def __init__(
@@ -274,8 +277,10 @@ class TrainerService:
         session: zenoh.Session,
         log: Logger,
         on_published: Callable[[str, transport.ModelAnnouncement], None] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.cfg = cfg
+        self.clock = clock
         self.session = session
         self.log = log
         self.on_published = on_published
@@ -283,7 +288,7 @@ class TrainerService:
         self.key_path, self.public_key_path = self._signing_key()
         self.robots: dict[str, RobotTraining] = {}
         seed_version = load_bundle(cfg.edge_model_path).version if cfg.edge_model_path else 0
-        now = time.time()
+        now = clock()
         for robot in cfg.robot_ids:
             store = WeightStore(store_dir(cfg.weights_dir, robot))
             if cfg.edge_model_path:
@@ -336,10 +341,18 @@ class TrainerService:
     # ------------------------------------------------------------------------------- the timer
 
     def check(self, now: float | None = None) -> None:
-        """Poll running jobs, then start jobs where Algorithm 2's trigger fires (bounded in number)."""
-        now = time.time() if now is None else now
+        """Poll running jobs, then start jobs where Algorithm 2's trigger fires (bounded in number).
+
+        Args:
+            now: Seconds on the service's clock (``clock()`` when None): the node passes its ROS clock,
+                so maxtime follows ``use_sim_time``. A clock that reads 0 (sim time before the first
+                /clock) or went back (a replayed bag started over) restarts the maxtime window.
+        """
+        now = self.clock() if now is None else now
         with self._lock:
             for robot, state in self.robots.items():
+                if now < state.last_train or state.last_train <= 0.0:
+                    state.last_train = now
                 if state.job is not None:
                     self._poll(robot, state, now)
             running = sum(state.job is not None for state in self.robots.values())
@@ -460,7 +473,7 @@ class TrainerService:
             signature="",
             model_name=bundle.model_name,
             num_classes=bundle.num_classes,
-            stamp=time.time(),
+            stamp=time.time(),  # wall clock on purpose: signed, read by humans only (not sim time)
         )
         # the signature covers every field of the announcement and the robot (not only the sha256)
         announcement = transport.sign_announcement(unsigned, robot, self.key_path)

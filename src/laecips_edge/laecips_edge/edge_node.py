@@ -156,7 +156,7 @@ class EdgeNode(Node):
         self._delta = float("nan")
         self._rate_now = float("nan")
         self._frame_no = 0
-        self._last_diag = (time.monotonic(), 0)
+        self._last_diag = (self._now(), 0)  # (node-clock seconds, frames) of the last /diagnostics
 
         self._cfg = self._declare_and_read().validate()
         cfg = self._cfg
@@ -337,7 +337,12 @@ class EdgeNode(Node):
     # ------------------------------------------------------------------------------------- camera
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
-        """Camera callback: enqueue only (newest wins when f is slower than the camera)."""
+        """Camera callback: enqueue only (newest wins when f is slower than the camera).
+
+        The arrival time is time.monotonic() on purpose, also under use_sim_time: the cloud deadline,
+        the latency fields of ~/result and UploadBudget's frame period measure real compute and network
+        time, which a bag's clock does not; what a frame is stamped with is the camera header's.
+        """
         if self._frames.put(_Frame(msg, time.monotonic())) is not None:
             self._count(dropped_input=1)
 
@@ -560,9 +565,17 @@ class EdgeNode(Node):
         """A snapshot of the diagnostics counters (frames, uploaded, fallback, errors, ...)."""
         return self._counters.snapshot()
 
+    def _now(self) -> float:
+        """The node's clock in seconds: the bag's time under use_sim_time, else the system time."""
+        return self.get_clock().now().nanoseconds * 1e-9
+
     def _publish_diagnostics(self) -> None:
-        """Timer: frame rate, CUR, cloud availability, model version and errors on /diagnostics."""
-        now = time.monotonic()
+        """Timer: frame rate, CUR, cloud availability, model version and errors on /diagnostics.
+
+        Timer, stamp and frame rate follow the node's clock (frames per second of the bag's time under
+        use_sim_time; a clock that went back, as when a replayed bag starts over, counts one period).
+        """
+        now = self._now()
         snap = self.counters()
         cfg = self._cfg
         budget = self._budget.state(cfg.target_upload_rate, cfg.exploration_rate, cfg.latency_budget_s)
@@ -574,9 +587,10 @@ class EdgeNode(Node):
         }
         last_t, last_frames = self._last_diag
         self._last_diag = (now, snap["frames"])
+        period = cfg.diagnostics_period_s
         warn, message, values = diagnostic_values(
             snap,
-            rate_hz=(snap["frames"] - last_frames) / max(1e-6, now - last_t),
+            rate_hz=(snap["frames"] - last_frames) / (now - last_t if now > last_t else period),
             version=self._models.current.version,
             in_flight=self._uploads.in_flight if self._uploads else 0,
             threshold=self._delta,

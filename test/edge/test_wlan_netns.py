@@ -45,6 +45,7 @@ from laecips_core import weights
 pytestmark = pytest.mark.slow
 
 DEADLINE_S = 2.0
+DEADLINE_SLACK_S = 1.5  # a fallback may come this much after its frame's deadline (loaded CI)
 OVERLOAD_S = 60.0
 OUTAGE_S = 10.0
 PORT = 7447
@@ -303,32 +304,45 @@ def test_outage_10s_without_fin_camera_never_stalls_and_link_comes_back(wlan: Wl
     before = wlan.results(before_start, start)
     edge_during = sorted(r["recv"] / 1e9 for r in during if r["src"] == "edge")
     gaps = np.diff([start, *edge_during, end]) if edge_during else np.array([end - start])
-    # frames uploaded during the outage: their final result and how long after the frame it came
-    finals = {r["stamp"]: r for r in during if r["src"] != "edge"}
-    uploaded = [r for r in during if r["src"] == "edge" and r["up"]]
-    fallback_s = [(finals[r["stamp"]]["recv"] - r["stamp"]) / 1e9 for r in uploaded if r["stamp"] in finals]
+    # frames uploaded during the outage, and those still with the cloud when the link went silent (uploaded
+    # up to one deadline before it): each ends in exactly one final result; a fallback comes at the frame's
+    # deadline (camera stamp to the fallback's arrival), not when the blocked send gives up
+    around = wlan.results(start - DEADLINE_S, end)
+    finals = {r["stamp"]: r for r in around if r["src"] != "edge"}
+    uploaded = [r for r in around if r["src"] == "edge" and r["up"]]
+    uploaded_during = [r for r in uploaded if r["stamp"] / 1e9 >= start]
+    to_fallback = {
+        r["stamp"]: (finals[r["stamp"]]["recv"] - r["stamp"]) / 1e9
+        for r in uploaded
+        if r["stamp"] in finals and finals[r["stamp"]]["src"] == "fallback"
+    }
+    fallback_s = list(to_fallback.values())
+    in_flight_at_start = [s for s in to_fallback if s / 1e9 < start]
     FIGURES["outage_10s"] = {
         "easy_latency_before": _percentiles(_easy_latency(before)),
         "easy_latency_during": _percentiles(_easy_latency(during)),
         "edge_results_before_10s": sum(r["src"] == "edge" for r in before),
         "edge_results_during_10s": len(edge_during),
         "max_gap_between_edge_results_s": round(float(gaps.max()), 3),
-        "uploads_during": len(uploaded),
-        "finals_during": {s: sum(f["src"] == s for f in finals.values()) for s in ("cloud", "fallback")},
-        "upload_to_final_s_max": round(max(fallback_s), 3) if fallback_s else None,
+        "uploads_during": len(uploaded_during),
+        "finals_of_uploads_during": {
+            s: sum(finals[r["stamp"]]["src"] == s for r in uploaded_during if r["stamp"] in finals)
+            for s in ("cloud", "fallback")
+        },
+        "in_flight_at_outage_start_fell_back": len(in_flight_at_start),
+        "in_flight_at_start_capture_to_fallback_s": [round(to_fallback[t], 3) for t in in_flight_at_start],
+        "capture_to_fallback_s": _percentiles(fallback_s),
+        "capture_to_fallback_s_max": round(max(fallback_s), 3) if fallback_s else None,
         "recovery_to_first_cloud_result_s": round(back["recv"] / 1e9 - end, 3) if back else None,
     }  # fmt: skip
     assert len(edge_during) >= 0.5 * FIGURES["outage_10s"]["edge_results_before_10s"], FIGURES["outage_10s"]
     assert gaps.max() < 2.0, FIGURES["outage_10s"]  # the camera path never waits on the dead link
     assert uploaded and all(r["stamp"] in finals for r in uploaded), FIGURES["outage_10s"]
     assert back is not None, f"cloud not used within 60 s of the link coming back: {FIGURES['outage_10s']}"
-    if max(fallback_s) > DEADLINE_S + 2.0:  # checked last: everything above must hold regardless
-        pytest.xfail(
-            f"KNOWN BUG (issue 10): a frame uploaded into the silent link fell back after "
-            f"{max(fallback_s):.1f} s, "
-            f"not at its {DEADLINE_S} s deadline: Zenoh's get() with CongestionControl.BLOCK waits up to "
-            "wait_before_close (5 s) for the full TX queue; make this a hard assert once the edge bounds it"
-        )
+    # in-flight frames fall back at their deadline even while the send is blocked in the silent link
+    # (slack for a loaded machine: the camera stamp precedes the edge's arrival time, and the fallback
+    # still has to be published and received)
+    assert fallback_s and max(fallback_s) <= DEADLINE_S + DEADLINE_SLACK_S, FIGURES["outage_10s"]
 
 
 def test_kill9_cloud_restart_used_again_and_no_acknowledged_sample_lost(wlan: Wlan):

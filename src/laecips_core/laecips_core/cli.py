@@ -1,4 +1,4 @@
-"""The ``laecips`` command: eval, record-bag, pretrain, keygen, and plugin subcommands (no ROS import)."""
+"""The ``laecips`` command: eval, record-bag, pretrain, keygen, sign and plugin subcommands (no ROS)."""
 
 from __future__ import annotations
 
@@ -351,7 +351,35 @@ def _run_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
-BUILTIN_COMMANDS: tuple[Callable[[Any], None], ...] = (_add_eval, _add_record_bag, _add_pretrain, _add_keygen)
+def _add_sign(subparsers: Any) -> None:
+    """``laecips sign``: the ``.sig`` sidecar that lets nodes with trusted_public_key load a bundle."""
+    p = subparsers.add_parser(
+        "sign",
+        help="sign a weights bundle (writes BUNDLE.sig) so that nodes with trusted_public_key load it",
+    )
+    p.add_argument("bundle", type=Path, help="safetensors bundle of f and h (e.g. laecips pretrain's)")
+    p.add_argument("--key", type=Path, required=True, help="Ed25519 private key (laecips keygen's .key)")
+    p.set_defaults(handler=_run_sign)
+
+
+def _run_sign(args: argparse.Namespace) -> int:
+    """Handler of ``laecips sign``: check the bundle loads, then sign its SHA-256 beside it."""
+    from laecips_core import weights
+
+    weights.load_bundle(args.bundle)  # vouch only for a file the nodes can load
+    digest = weights.sha256_file(args.bundle)
+    path = weights.write_signature(args.bundle, weights.sign_digest(args.key, digest))
+    print(f"signature: {path} (sha256 {digest})")
+    return 0
+
+
+BUILTIN_COMMANDS: tuple[Callable[[Any], None], ...] = (
+    _add_eval,
+    _add_record_bag,
+    _add_pretrain,
+    _add_keygen,
+    _add_sign,
+)
 
 
 def _load_plugins(subparsers: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 import zenoh
 from cloud_harness import NUM_CLASSES, RosListener, frame, make_bundle, write_params
+from laecips_core.cloud_service import RequestEvent
 from laecips_core.fusion import assisted_inference
 from laecips_core.imaging import decode_jpeg, encode_jpeg
 from laecips_core.lvm import build_lvm
@@ -235,3 +237,93 @@ def test_stops_cleanly_on_sigint(cloud):
     assert cloud.proc.alive()
     code = cloud.group.stop("cloud", signal.SIGINT)
     assert code == 0, cloud.group.logs()
+
+
+class _Fatal(BaseException):
+    """Not an Exception: gets past the worker's `except Exception` and ends its thread."""
+
+
+def test_a_worker_that_dies_is_restarted_and_diagnostics_turn_warn(
+    tmp_path, initial_bundle, monkeypatch: pytest.MonkeyPatch
+):
+    """Issue 10: a cloud worker killed by a bug is restarted, the node keeps serving, and /diagnostics says
+    WARN with the reason. The node runs in this process (real rclpy, real Zenoh) so the one failure that
+    can kill a worker, a BaseException from its status callback, can be injected."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    from launch_helpers import random_domain_id
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from laecips_cloud import cloud_node
+
+    original = cloud_node.CloudNode._publish_status
+    broken = {"left": 1}
+
+    def publish_status(self: cloud_node.CloudNode, event: RequestEvent) -> None:
+        if broken["left"]:
+            broken["left"] -= 1
+            raise _Fatal("status publisher crashed")
+        original(self, event)
+
+    monkeypatch.setattr(cloud_node.CloudNode, "_publish_status", publish_status)
+    domain = random_domain_id()
+    listener = RosListener(domain)
+    listener.listen(DiagnosticArray, "/diagnostics", QoSProfile(depth=50))
+    endpoint = zenoh_endpoint(free_port())
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    overrides = [
+        Parameter("robot_ids", value=["robot1"]),
+        Parameter("zenoh_mode", value="peer"),
+        Parameter("zenoh_listen", value=[endpoint]),
+        Parameter("lvm", value="felzenszwalb"),
+        Parameter("lvm_params", value=json.dumps(LVM_PARAMS)),
+        Parameter("edge_model.name", value="tiny_fcn"),
+        Parameter("edge_model.path", value=str(initial_bundle)),
+        Parameter("num_classes", value=NUM_CLASSES),
+        Parameter("weights_dir", value=str(tmp_path / "weights")),
+        Parameter("replay_dir", value=str(tmp_path / "replay")),
+        Parameter("workers", value=1),
+        Parameter("diagnostics_period_s", value=0.2),
+        Parameter("allow_unsigned_weights", value=True),
+    ]
+    node = cloud_node.CloudNode(context=context, parameter_overrides=overrides)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    session = open_session(load_zenoh_config(None, mode="peer", listen=[], connect=[endpoint]))
+    client = CloudClient(session, "robot1", timeout_s=30.0)
+
+    def workers_status(msg: DiagnosticArray) -> DiagnosticStatus | None:
+        return next((s for s in msg.status if s.name.endswith(": workers")), None)
+
+    try:
+        assert wait_until(client.available, 30.0)
+        since = len(listener.received("/diagnostics"))
+        assert listener.wait_for("/diagnostics", lambda m: workers_status(m) is not None, 10.0, since)
+        ok = listener.received("/diagnostics")[-1]
+        assert workers_status(ok).level == DiagnosticStatus.OK  # type: ignore[union-attr]
+        first = client.infer(_request("robot1", 1))
+        assert first.status == "ok", first.error  # answered before the status callback broke
+        warn = listener.wait_for(
+            "/diagnostics",
+            lambda m: (s := workers_status(m)) is not None and s.level == DiagnosticStatus.WARN,
+            20.0,
+        )
+        assert warn is not None, "no WARN on /diagnostics after the worker died"
+        status = workers_status(warn)
+        assert status is not None and "status publisher crashed" in status.message
+        values = {kv.key: kv.value for kv in status.values}
+        assert values["restarts"] == "1" and values["alive"] == "1"
+        second = client.infer(_request("robot1", 2, seed=1))
+        assert second.status == "ok", second.error  # the restarted worker serves
+    finally:
+        client.close()
+        session.close()
+        executor.shutdown(timeout_sec=2.0)
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+        spinner.join(timeout=5.0)
+        listener.close()

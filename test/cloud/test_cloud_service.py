@@ -143,7 +143,23 @@ def _service(tmp_path: Path, initial_bundle: Path, **changes: object) -> tuple[C
     return CloudConfig(**fields).validate(), endpoint  # type: ignore[arg-type]
 
 
-def test_fetch_loop_lives_through_hostile_announcements(tmp_path: Path, initial_bundle: Path):
+def test_fetch_loop_lives_through_hostile_announcements(
+    tmp_path: Path, initial_bundle: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Refused announcements, an unexpected exception inside a fetch and garbage on the update key each
+    cost a log line; the same fetch thread and listener then take the next good announcement."""
+    from laecips_core import cloud_service
+
+    real_fetch = cloud_service.transport.fetch_into_store
+
+    def fetch_into_store(
+        session: object, robot: str, announcement: ModelAnnouncement, *a: object, **kw: object
+    ) -> tuple[Path, bool]:
+        if announcement.version == 4:  # not a LaecipsError: a bug deep in a parser, say
+            raise RecursionError("maximum recursion depth exceeded while decoding")
+        return real_fetch(session, robot, announcement, *a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cloud_service.transport, "fetch_into_store", fetch_into_store)
     cfg, endpoint = _service(tmp_path, initial_bundle)
     cloud_session = open_session(cfg.zenoh())
     trainer = open_session(load_zenoh_config(None, mode="peer", listen=[], connect=[endpoint]))
@@ -157,6 +173,7 @@ def test_fetch_loop_lives_through_hostile_announcements(tmp_path: Path, initial_
         hostile = [
             (deep, _announcement(deep, 1), "corrupt safetensors header"),
             (b"", replace(_announcement(b"x", 2), uri="file:///dev/zero"), "outside this receiver's"),
+            (b"", _announcement(b"y", 4), "RecursionError: maximum recursion depth"),
         ]
         for data, announcement, reason in hostile:
             before = service.snapshot()["robot1"].updates_refused
@@ -178,6 +195,8 @@ def test_fetch_loop_lives_through_hostile_announcements(tmp_path: Path, initial_
             finally:
                 for publication in publications:
                     publication.close()
+        for junk in (b"[" * 8000, b"\xff\xfe\xfd", b'{"version": 3', b"null"):  # the listener's part
+            trainer.put(update_key("robot1"), junk)
         data3 = make_bundle(tmp_path / "v3.safetensors", version=3, seed=3).read_bytes()
         good = publish_model(trainer, "robot1", 3, data3, _announcement(data3, 3))
         try:  # the same fetch thread, still alive, takes the next good announcement

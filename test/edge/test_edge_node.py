@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cloud_double import LIES
 from edge_harness import (
     NUM_CLASSES,
     RosPeer,
@@ -339,6 +341,14 @@ def test_model_updates_verified_swapped_and_operator_rollback(tmp_path: Path, ro
             stored = Path(peer.get_parameter("edge_model.path"))
             assert stored.parent == tmp_path / "edge_weights" and stored.read_bytes() == data
 
+            # An older version announced now (v0, validly made) is refused: versions only go up.
+            v0 = bundles[0].read_bytes()
+            older = transport.publish_model(session, "r1", 0, v0, _announcement(0, v0))
+            assert wait_for(lambda: "update v0 refused" in edge.log(), 30), edge.log()[-3000:]
+            assert "versions only go up" in edge.log().split("update v0 refused")[1][:400]
+            older.close()
+            assert peer.get_parameter("edge_model.version") == 1
+
             # A corrupted update v2 (bytes do not match the announced sha256) is refused; v1 keeps running.
             v2 = make_bundle(tmp_path / "v2.safetensors", 2, 9).read_bytes()
             corrupted = bytearray(v2)
@@ -352,6 +362,11 @@ def test_model_updates_verified_swapped_and_operator_rollback(tmp_path: Path, ro
             assert wait_for(lambda: "update v2 refused" in edge.log(), 30), edge.log()[-3000:]
             assert "sha256" in edge.log().split("update v2 refused")[1][:400]
             queryable.undeclare()
+            # A uri naming a local file outside the edge's own weight store is never read (issue 10).
+            zero = dataclasses.replace(_announcement(3, v2), uri="file:///dev/zero")
+            session.put(transport.update_key("r1"), zero.to_json())
+            assert wait_for(lambda: "update v3 refused" in edge.log(), 30), edge.log()[-3000:]
+            assert "outside this receiver's weight store" in edge.log().split("update v3 refused")[1][:400]
             still = _send(peer, pub, 2)
             assert peer.results_for(still)[0].model_version == 1
             assert (mono8(peer.results_for(still)[0].labels) == 5).all()
@@ -416,12 +431,17 @@ def test_trusted_key_requires_signed_bundles(tmp_path: Path, router, bundles):
             assert "sha256 only" in edge.log().split("update v1 refused")[3][:300]
             digest_only.close()
             assert peer.get_parameter("edge_model.version") == 0
-            signed = transport.publish_model(
-                session, "r1", 1, data, transport.sign_announcement(_announcement(1, data), "r1", priv)
-            )
+            good = transport.sign_announcement(_announcement(1, data), "r1", priv)
+            signed = transport.publish_model(session, "r1", 1, data, good)
             assert wait_for(lambda: peer.get_parameter("edge_model.version") == 1, 30), edge.log()[-2000:]
             assert (mono8(peer.results_for(_send(peer, pub, 1))[0].labels) == 5).all()
             signed.close()
+            # Issue 10's attack: the real signature replayed under a new version with uri file:///dev/zero.
+            replayed = dataclasses.replace(good, version=7, uri="file:///dev/zero")
+            session.put(transport.update_key("r1"), replayed.to_json())
+            assert wait_for(lambda: "update v7 refused" in edge.log(), 30), edge.log()[-2000:]
+            assert "does not cover these fields" in edge.log().split("update v7 refused")[1][:400]
+            assert peer.get_parameter("edge_model.version") == 1 and edge.alive()
             # An operator file without its .sig is refused while a trusted key is configured.
             copy = tmp_path / "copy_v0.safetensors"
             copy.write_bytes(start_bundle.read_bytes())
@@ -435,11 +455,14 @@ def test_trusted_key_requires_signed_bundles(tmp_path: Path, router, bundles):
 
 @pytest.mark.slow
 def test_lying_cloud_costs_fallbacks_not_upload_workers(tmp_path: Path, router, bundles):
-    """Issue 10: nested-header and non-UTF-8 error replies each cost one fallback; uploads go on."""
+    """Issue 10: every kind of bad reply (cloud_double.LIES: nested header, non-UTF-8 error, garbage, wrong
+    size, class 200 of 16, a 200 MB zstd bomb, late, wrong frame id, negative labels) costs one fallback for
+    its frame; the edge publishes a result for every frame and keeps uploading afterwards."""
     endpoint, _ = router
     domain = random_domain_id()
     params = edge_params(tmp_path, endpoint, bundles[0], threshold=1.0, deadline_s=5.0, max_in_flight=2)
-    lies = "nested,binary-error,nested,binary-error"  # two of each: more than the two upload workers
+    # every lie once, then the two that killed workers before again: more than the two upload workers
+    lies = ",".join([*LIES, "nested", "binary-error"])
     with ProcessGroup(tmp_path / "logs", timeout_s=300) as group:
         edge = start_edge(group, tmp_path, domain, params)
         cloud = start_cloud_double(group, endpoint, label=7, lies=lies)
@@ -454,9 +477,10 @@ def test_lying_cloud_costs_fallbacks_not_upload_workers(tmp_path: Path, router, 
                 if finals.count("cloud") >= 3:
                     break
             requests = [json.loads(line) for line in cloud.log().splitlines() if '"frame_id"' in line]
-            assert [r["lie"] for r in requests[:4]] == lies.split(","), requests
+            told = lies.split(",")
+            assert [r["lie"] for r in requests[: len(told)]] == told, requests
             assert finals[-3:] == ["cloud"] * 3, finals  # after every lie, frames still reach the cloud
-            assert finals.count("fallback") >= 4, finals  # each lie: a fallback for that frame
+            assert finals[: len(told)] == ["fallback"] * len(told), finals  # each lie: its frame falls back
             snap = peer.last_diagnostics()
             assert wait_for(lambda: peer.last_diagnostics().get("cloud") == "available", 10), snap
             assert peer.last_diagnostics()["worker_restarts"] == "0"

@@ -431,6 +431,8 @@ def test_trusted_key_requires_signed_bundles(tmp_path: Path, router, bundles):
             assert "sha256 only" in edge.log().split("update v1 refused")[3][:300]
             digest_only.close()
             assert peer.get_parameter("edge_model.version") == 0
+            for junk in (b"[" * 8000, b"\xff\xfe\xfd", b'{"version": 1'):  # the listener lives through it
+                session.put(transport.update_key("r1"), junk)
             good = transport.sign_announcement(_announcement(1, data), "r1", priv)
             signed = transport.publish_model(session, "r1", 1, data, good)
             assert wait_for(lambda: peer.get_parameter("edge_model.version") == 1, 30), edge.log()[-2000:]

@@ -158,3 +158,50 @@ def test_play_bag_publishes_every_message_with_timing_types_and_latching(
         node.destroy_node()
         rclpy.try_shutdown(context=context)
         spinning.join(timeout=5)
+
+
+def test_play_bag_clock_publishes_the_bags_time_and_restarts_it_each_pass(
+    tmp_path: Path, small_bag: Path
+) -> None:
+    """`laecips play-bag --clock`: /clock carries the bag's time (5.0-5.9 s here, not the wall clock),
+    reaches each message's time, and starts again at the bag's start on the next --loop pass."""
+    from rosgraph_msgs.msg import Clock
+
+    domain = random_domain_id()
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    node = rclpy.create_node("clock_probe", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    lock = threading.Lock()
+    clock: list[float] = []
+    images: list[Image] = []
+    reliable = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+
+    def on_clock(msg: Clock) -> None:
+        with lock:
+            clock.append(msg.clock.sec + msg.clock.nanosec * 1e-9)
+
+    node.create_subscription(Clock, "/clock", on_clock, reliable)
+    node.create_subscription(Image, bags.DEFAULT_TOPICS.image, images.append, reliable)
+    spinning = threading.Thread(target=lambda: executor.spin(), daemon=True)
+    spinning.start()
+    try:
+        with ProcessGroup(tmp_path / "logs", timeout_s=120) as group:
+            argv = [sys.executable, "-m", "laecips_core.cli", "play-bag", str(small_bag), "--loop", "2",
+                    "--depth", "100", "--wait-topic", bags.DEFAULT_TOPICS.image, "--clock", "50"]  # fmt: skip
+            player = group.start("player", argv, env=ros_env(domain))
+            assert player.popen.wait(timeout=90) == 0, player.log()
+        assert _wait(lambda: len(images) >= 2 * FRAMES, 10), len(images)
+        with lock:
+            got = list(clock)
+    finally:
+        executor.shutdown(timeout_sec=1.0)
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+        spinning.join(timeout=5)
+    last = 5.0 + (FRAMES - 1) / FPS
+    assert len(got) >= 2 * FRAMES, len(got)  # at least one /clock per message
+    assert all(5.0 - 1e-6 <= t <= last + 0.15 for t in got), (min(got), max(got))
+    top = next(i for i, t in enumerate(got) if t >= last - 1e-6)  # pass 1 reached the last message's time
+    assert any(t <= 5.0 + 1e-6 for t in got[top:]), got[top:]  # pass 2 starts the clock again

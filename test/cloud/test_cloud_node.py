@@ -327,3 +327,16 @@ def test_a_worker_that_dies_is_restarted_and_diagnostics_turn_warn(
         rclpy.try_shutdown(context=context)
         spinner.join(timeout=5.0)
         listener.close()
+
+
+def test_shipped_params_refuse_to_start_without_a_trusted_key():
+    """Issue 10: config/cloud.yaml as shipped (no trusted_public_key, allow_unsigned_weights false) does not
+    start; the message says what to set."""
+    import subprocess
+    import sys
+
+    shipped = REPO_ROOT / "src" / "laecips_bringup" / "config" / "cloud.yaml"
+    argv = [sys.executable, "-m", "laecips_cloud.cloud_node", "--ros-args", "--params-file", str(shipped)]
+    done = subprocess.run(argv, env=ros_env(), capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert "no trusted_public_key" in done.stderr + done.stdout and "allow_unsigned_weights" in done.stderr

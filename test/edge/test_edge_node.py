@@ -30,7 +30,7 @@ from edge_harness import (
 )
 from laecips_core.replay import ReplayBuffer
 from laecips_core.training_job import replay_path
-from launch_helpers import ProcessGroup, random_domain_id
+from launch_helpers import REPO_ROOT, ProcessGroup, random_domain_id, ros_env
 from sensor_msgs.msg import CompressedImage, Image
 
 from laecips_core import imaging, transport, weights
@@ -489,3 +489,18 @@ def test_lying_cloud_costs_fallbacks_not_upload_workers(tmp_path: Path, router, 
             assert edge.alive() and "Traceback" not in edge.log(), edge.log()[-3000:]
         finally:
             peer.close()
+
+
+def test_shipped_params_refuse_to_start_without_a_trusted_key():
+    """Issue 10: config/edge.yaml as shipped (no trusted_public_key, allow_unsigned_weights false) does not
+    start; the message says what to set."""
+    import subprocess
+    import sys
+
+    shipped = REPO_ROOT / "src" / "laecips_bringup" / "config" / "edge.yaml"
+    exe = str(Path(sys.executable).with_name("edge_node"))
+    argv = [exe, "--ros-args", "--params-file", str(shipped)]
+    done = subprocess.run(argv, env=ros_env(), capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode != 0, done.stdout + done.stderr
+    out = done.stdout + done.stderr
+    assert "no trusted_public_key" in out and "allow_unsigned_weights" in out

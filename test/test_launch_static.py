@@ -432,3 +432,13 @@ def test_resolver_follows_the_ament_index_and_argument_defaults(tmp_path: Path) 
     launch.write_text(launch.read_text().replace("FindPackageShare('pkg_a')", "FindPackageShare('pkg_b')"))
     with pytest.raises(UnresolvedError, match="pkg_b"):
         LaunchResolver(tmp_path / "install").resolve(launch)
+
+
+def test_shipped_upload_rate_is_the_evaluations_budget() -> None:
+    """edge.yaml, the edge's default and `laecips eval`'s CUR budget are one number (issue 11, item 4)."""
+    from laecips_core.edge_service import EdgeConfig
+    from laecips_core.evaluation import EvalConfig
+
+    shipped = yaml.safe_load((CONFIG_DIR / "edge.yaml").read_text())["/**"]["ros__parameters"]
+    assert shipped["target_upload_rate"] == EdgeConfig().target_upload_rate == EvalConfig().cur_budget > 0
+    assert shipped["num_classes"] == 0 and shipped["robot_id"] == ""  # M: the bundle; id: the namespace

@@ -442,3 +442,18 @@ def test_shipped_upload_rate_is_the_evaluations_budget() -> None:
     shipped = yaml.safe_load((CONFIG_DIR / "edge.yaml").read_text())["/**"]["ros__parameters"]
     assert shipped["target_upload_rate"] == EdgeConfig().target_upload_rate == EvalConfig().cur_budget > 0
     assert shipped["num_classes"] == 0 and shipped["robot_id"] == ""  # M: the bundle; id: the namespace
+
+
+@pytest.mark.parametrize("yaml_name", ["edge.yaml", "cloud.yaml", "trainer.yaml"])
+def test_parameter_files_are_keyed_by_wildcard(yaml_name: str) -> None:
+    """`/**` keys: a node started in a namespace or under another name keeps the shipped parameters."""
+    assert list(yaml_parameters(CONFIG_DIR / yaml_name)) == ["/**"]
+
+
+def test_rviz_label_range_follows_the_bundle() -> None:
+    """The class-id display stretches the ids it sees (no fixed 0..15, whatever M the bundle has)."""
+    rviz = yaml.safe_load((CONFIG_DIR / "laecips.rviz").read_text())
+    (labels,) = [
+        d for d in rviz["Visualization Manager"]["Displays"] if d["Topic"]["Value"].endswith("/labels")
+    ]
+    assert labels["Normalize Range"] is True

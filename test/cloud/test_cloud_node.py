@@ -307,16 +307,23 @@ def test_a_worker_that_dies_is_restarted_and_diagnostics_turn_warn(
         assert workers_status(ok).level == DiagnosticStatus.OK  # type: ignore[union-attr]
         first = client.infer(_request("robot1", 1))
         assert first.status == "ok", first.error  # answered before the status callback broke
-        warn = listener.wait_for(
-            "/diagnostics",
-            lambda m: (s := workers_status(m)) is not None and s.level == DiagnosticStatus.WARN,
-            20.0,
+
+        def restarted(msg: DiagnosticArray) -> bool:  # WARN, and every supervised thread running again
+            status = workers_status(msg)
+            values = {kv.key: kv.value for kv in status.values} if status is not None else {}
+            return (
+                status is not None
+                and status.level == DiagnosticStatus.WARN
+                and (values.get("alive") == values.get("workers"))
+            )
+
+        warn = listener.wait_for("/diagnostics", restarted, 20.0)
+        assert warn is not None, (
+            f"no WARN with all threads alive on /diagnostics: {listener.received('/diagnostics')[-1:]}"
         )
-        assert warn is not None, "no WARN on /diagnostics after the worker died"
         status = workers_status(warn)
         assert status is not None and "status publisher crashed" in status.message
-        values = {kv.key: kv.value for kv in status.values}
-        assert values["restarts"] == "1" and values["alive"] == "1"
+        assert {kv.key: kv.value for kv in status.values}["restarts"] == "1"
         second = client.infer(_request("robot1", 2, seed=1))
         assert second.status == "ok", second.error  # the restarted worker serves
     finally:

@@ -322,11 +322,7 @@ def decode_jpeg(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     Raises:
         ImageError: When data is not a valid JPEG or its size exceeds max_pixels.
     """
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise ImageError(f"JPEG data must be bytes, got {type(data).__name__}")
-    data = bytes(data)
-    if len(data) < 4 or data[:2] != b"\xff\xd8":
-        raise ImageError(f"data is not a JPEG (no SOI marker, {len(data)} bytes); send encode_jpeg() output")
+    data = _jpeg_bytes(data)
     try:
         height, width, _, _ = simplejpeg.decode_jpeg_header(data)
         _check_size(int(height), int(width), max_pixels)
@@ -335,6 +331,16 @@ def decode_jpeg(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
         if isinstance(err, ImageError):
             raise
         raise ImageError(f"corrupt JPEG ({err}); the payload was damaged or is not a JPEG") from err
+
+
+def _jpeg_bytes(data: object) -> bytes:
+    """data as bytes, or ImageError when it is not bytes or does not start like a JPEG."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ImageError(f"JPEG data must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) < 4 or data[:2] != b"\xff\xd8":
+        raise ImageError(f"data is not a JPEG (no SOI marker, {len(data)} bytes); send encode_jpeg() output")
+    return data
 
 
 def fit_size(height: int, width: int, max_pixels: int) -> tuple[int, int]:
@@ -372,11 +378,7 @@ def decode_jpeg_fitted(
     Raises:
         ImageError: not a valid JPEG, or its full size exceeds max_pixels.
     """
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise ImageError(f"JPEG data must be bytes, got {type(data).__name__}")
-    data = bytes(data)
-    if len(data) < 4 or data[:2] != b"\xff\xd8":
-        raise ImageError(f"data is not a JPEG (no SOI marker, {len(data)} bytes); send encode_jpeg() output")
+    data = _jpeg_bytes(data)
     try:
         height, width, _, _ = simplejpeg.decode_jpeg_header(data)
         height, width = int(height), int(width)

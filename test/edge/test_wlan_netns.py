@@ -149,6 +149,16 @@ def _easy_latency(results: list[dict[str, Any]]) -> list[float]:
     return [(r["recv"] - r["stamp"]) / 1e9 for r in results if r["src"] == "edge" and not r["hard"]]
 
 
+def _upload_finals(results: list[dict[str, Any]], since: float) -> list[tuple[float, str, float]]:
+    """(capture s after `since`, final source, capture-to-final s) of each uploaded frame in `results`."""
+    finals = {r["stamp"]: r for r in results if r["src"] != "edge"}
+    return [
+        (round(r["stamp"] / 1e9 - since, 2), finals[r["stamp"]]["src"],
+         round((finals[r["stamp"]]["recv"] - r["stamp"]) / 1e9, 2))
+        for r in results if r["src"] == "edge" and r["up"] and r["stamp"] in finals
+    ]  # fmt: skip
+
+
 def _finals(results: list[dict[str, Any]]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
     for r in results:
@@ -381,6 +391,9 @@ def test_kill9_cloud_restart_used_again_and_no_acknowledged_sample_lost(wlan: Wl
         "serving_to_capture_of_first_cloud_frame_s": (
             round(again["stamp"] / 1e9 - serving, 3) if again else None
         ),
+        # the frames uploaded in the first 3 s after "serving": capture (s after serving), final source and
+        # capture-to-final (s); a fallback at ~2 s was sent to the restarted cloud and missed its deadline
+        "uploads_first_3s_after_serving": _upload_finals(wlan.results(serving, serving + 3.0), serving),
         "acknowledged_before_kill": len(acked), "replay_samples": len(stored), "acknowledged_lost": len(lost),
     }  # fmt: skip
     # while it is down (the queryable is declared just before the "serving" log line: leave 2 s out)

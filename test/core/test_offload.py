@@ -6,7 +6,6 @@ import random
 import threading
 import time
 
-import numpy as np
 import pytest
 from laecips_core.offload import (
     LatestQueue,
@@ -237,34 +236,3 @@ def test_upload_budget_backs_off_while_a_first_upload_is_still_running():
     assert budget.rate(0.35) < 0.35 * 0.9  # 1 worker x 0.1 s / >= 0.3 s -> at most ~0.27 per frame
     budget.end(token, record=False)
     assert budget.rate(0.35) == 0.35  # not recorded (e.g. nothing was sent): no measurement left
-
-
-def test_recalibration_runs_the_new_weights_on_the_latest_frames_in_batches():
-    """The window a tracking delta restarts with after an update: h'(f'(x)) of each recent frame."""
-    from dataclasses import dataclass as _dc
-
-    from laecips_core.mining import TrackingDelta
-    from laecips_core.offload import recalibration_confidences
-
-    @_dc
-    class _Res:
-        confidence: float
-
-    class _New:
-        def __init__(self) -> None:
-            self.batches: list[int] = []
-
-        def predict_batch(self, images):  # the new f and h: confidence = mean intensity / 255
-            self.batches.append(len(images))
-            return [_Res(float(img.mean()) / 255.0) for img in images]
-
-    frames = [np.full((4, 4, 3), v, np.uint8) for v in (0, 51, 102, 153, 204, 255)]
-    new = _New()
-    conf = recalibration_confidences(new, frames, batch=4)
-    np.testing.assert_allclose(conf, [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
-    assert new.batches == [4, 2]
-    assert recalibration_confidences(new, []).shape == (0,)
-    tracker = TrackingDelta(0.5, 6)
-    tracker.reset(conf)
-    # delta sits at the target quantile of the NEW confidences at once: half of them are hard.
-    assert float(np.mean(conf <= tracker.delta)) == pytest.approx(0.5)

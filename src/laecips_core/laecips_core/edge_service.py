@@ -444,8 +444,6 @@ class ModelCandidate:
         sha256: Hex digest of the bundle file ("" for the untrained f).
         path: Bundle file ("" for the untrained f).
         origin: "start", "operator", "update" or "untrained" (for logs).
-        seed_confidences: h'(f'(x)) of these weights on the robot's latest frames
-            (``offload.recalibration_confidences``): the tracking delta restarts with them at the swap.
     """
 
     predictor: EdgePredictor
@@ -453,7 +451,6 @@ class ModelCandidate:
     sha256: str
     path: str
     origin: str
-    seed_confidences: tuple[float, ...] = ()
 
 
 def build_predictor(cfg: EdgeConfig, bundle: weights.Bundle | None) -> EdgePredictor:

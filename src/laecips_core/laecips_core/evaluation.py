@@ -25,7 +25,6 @@ from laecips_core.assisted import AssistedInference
 from laecips_core.data import task_label
 from laecips_core.errors import BagError, ConfigError
 from laecips_core.lvm import DEFAULT_LVM
-from laecips_core.offload import RECALIBRATION_FRAMES, recalibration_confidences
 from laecips_core.predictor import EdgePredictor, miner_network
 from laecips_core.replay import ReplayBuffer
 from laecips_core.streamnorm import DEFAULT_STREAM_NORM_PRIOR, check_prior
@@ -675,7 +674,6 @@ def simulate(
             # The first N: with calibrate_on="stream" these are the stream's first frames (task 1).
             run.tracker = mining.TrackingDelta(run.target_rate, delta_window, seed_conf[:delta_window])
     rng = np.random.default_rng(seed)
-    recent: deque[np.ndarray] = deque(maxlen=RECALIBRATION_FRAMES)  # as the edge node keeps them
     tmp = tempfile.TemporaryDirectory(prefix="laecips-replay-", dir=workdir)
     sums = {"f_s": 0.0, "lvm_s": 0.0, "fusion_s": 0.0, "upload_bytes": 0.0, "download_bytes": 0.0}
     miner_s = dict.fromkeys(miners_needed, 0.0)
@@ -733,7 +731,6 @@ def simulate(
             base_rec["fused_miou"].append(math.nan if fused_miou0 is None else fused_miou0)
             explore = bool(rng.random() < explore_rate)
             up_s = link.upload_s(jpeg_bytes)
-            recent.append(frame.image)
             for run in runs.values():
                 t_method = time.perf_counter()
                 if run.name == "EDGE":
@@ -797,7 +794,7 @@ def simulate(
                     panel_tasks.add(frame.task_id)
                 if run.updates and uploaded:
                     _append_and_maybe_train(
-                        run, frame, out, masks, f0, h0, num_classes, trainer, stream_norm_prior, recent
+                        run, frame, out, masks, f0, h0, num_classes, trainer, stream_norm_prior
                     )
                 lines.method(run.name, time.perf_counter() - t_method, uploaded)
             bar.set_postfix({k: r.version for k, r in runs.items() if r.updates}, refresh=False)
@@ -918,7 +915,6 @@ def _append_and_maybe_train(
     num_classes: int,
     trainer: TrainerConfig,
     prior: float,
-    recent: Sequence[np.ndarray] = (),
 ) -> None:
     """Algorithm 2 after a hard frame: append (x, F(x), SAM(x)); train when the trigger fires; swap on
     accept. LAECIPS-paper trains with ``PAPER_RECIPE``."""
@@ -974,8 +970,8 @@ def _append_and_maybe_train(
         run.predictor = EdgePredictor(copy.deepcopy(f0), miner, version=run.version, stream_norm_prior=prior)
     # Swapped between frames, as on the robot: the next frame is the first with the new weights.
     run.version = run.predictor.set_weights(result.f_state, result.h_state if neural else None)
-    if run.tracker is not None:  # new f and h: delta restarts at their confidences on the latest frames
-        run.tracker.reset(recalibration_confidences(run.predictor, list(recent)))
+    if run.tracker is not None:  # the new f and h give new confidences: delta follows them from now on
+        run.tracker.reset()
     run.f = run.predictor.model
     if neural:
         run.h = miner_network(run.predictor.miner)

@@ -7,9 +7,9 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -93,44 +93,6 @@ def tracked_upload_decision(
         tracker.window.append(float(confidence))
     explore = not hard and rng.random() < exploration_rate
     return hard, hard or explore, delta
-
-
-RECALIBRATION_FRAMES = 20
-"""Recent frames on which a new f and h are run before they serve, to restart the tracking delta."""
-
-
-class _Confident(Protocol):
-    confidence: float
-
-
-class _BatchPredictor(Protocol):
-    def predict_batch(self, images: Sequence[np.ndarray]) -> Sequence[_Confident]: ...
-
-
-def recalibration_confidences(
-    predictor: _BatchPredictor, frames: Sequence[np.ndarray], batch: int = 4
-) -> np.ndarray:
-    """Confidences h'(f'(x)) of NEW weights on recent frames: the window a tracking delta restarts with.
-
-    After a model update the old confidences say nothing about the new h (Eq. 14 may move every
-    confidence), and an empty window makes the first frames' rate noisy (all hard, then none). Running
-    the new f and h on the last few frames the robot saw puts delta at the target quantile of the new
-    model's confidences from the first frame on (``TrackingDelta.reset(confidences)``). The edge node
-    does this in its update worker before the swap; the evaluation does the same.
-
-    Args:
-        predictor: an ``EdgePredictor`` holding the new weights (anything with ``predict_batch``).
-        frames: recent (H, W, 3) uint8 RGB frames, oldest first.
-        batch: frames per ``predict_batch`` call.
-
-    Returns:
-        (len(frames),) float64 confidences (empty when there are no frames).
-    """
-    out: list[float] = []
-    frames = list(frames)
-    for start in range(0, len(frames), max(1, int(batch))):
-        out += [float(r.confidence) for r in predictor.predict_batch(frames[start : start + batch])]
-    return np.asarray(out, dtype=np.float64)
 
 
 def _tie_share(window: np.ndarray, delta: float, rate: float) -> float:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -38,14 +37,7 @@ from laecips_core.edge_service import (
 )
 from laecips_core.errors import ConfigError, ImageError, LaecipsError
 from laecips_core.mining import TrackingDelta
-from laecips_core.offload import (
-    RECALIBRATION_FRAMES,
-    LatestQueue,
-    UploadBudget,
-    recalibration_confidences,
-    tracked_upload_decision,
-    upload_decision,
-)
+from laecips_core.offload import LatestQueue, UploadBudget, tracked_upload_decision, upload_decision
 from laecips_core.params import field_changes
 from laecips_core.supervision import Supervisor
 from rcl_interfaces.msg import SetParametersResult
@@ -161,9 +153,6 @@ class EdgeNode(Node):
         self._supervisor = Supervisor("laecips", on_death=self._on_worker_death)
         self._rng = random.Random()
         self._tracking: TrackingDelta | None = None
-        # The latest camera frames, to run a new f and h on before they serve (tracking-delta restart).
-        self._recent: deque[np.ndarray] = deque(maxlen=RECALIBRATION_FRAMES)
-        self._recent_lock = threading.Lock()
         self._delta = float("nan")
         self._rate_now = float("nan")
         self._frame_no = 0
@@ -327,7 +316,7 @@ class EdgeNode(Node):
             self._cfg = replace(self._cfg, edge_model_version=candidate.version)
         self._set_internal(values)
         if self._tracking is not None:  # new f and h: the old confidences say nothing about theirs
-            self._tracking.reset(candidate.seed_confidences)
+            self._tracking.reset()
         names = class_names_for(self._cfg, candidate.path or None)
         if not names[0].startswith("class_") or self._class_names[0].startswith("class_"):
             self._class_names = names  # an update without names keeps the names it was trained for
@@ -400,8 +389,6 @@ class EdgeNode(Node):
             self._count(bad_input=1, error=f"bad camera frame at {stamp:.3f}: {err}")
             self.get_logger().error(f"dropping camera frame (stamp {stamp:.3f}): {err}")
             return
-        with self._recent_lock:
-            self._recent.append(rgb)
         confidence = float(result.confidence)
         self._budget.frame(frame.arrival, float(result.compute_s))
         if cfg.target_upload_rate > 0:
@@ -559,15 +546,7 @@ class EdgeNode(Node):
             self.get_logger().info(f"ignoring model update v{ann.version}: it is already loaded")
             return
         self.get_logger().info(f"model update v{ann.version} announced (sha256 {ann.sha256[:12]}), fetching")
-        candidate = prepare_update(self._session, self._cfg, ann)
-        with self._recent_lock:
-            recent = list(self._recent)
-        try:
-            seed = recalibration_confidences(candidate.predictor, recent)
-        except Exception as err:  # the update still applies; delta then restarts on an empty window
-            self.get_logger().warning(f"model update v{ann.version}: no delta recalibration: {err}")
-            seed = np.zeros(0)
-        self._models.offer(replace(candidate, seed_confidences=tuple(float(c) for c in seed)))
+        self._models.offer(prepare_update(self._session, self._cfg, ann))
 
     # -------------------------------------------------------------------------------- diagnostics
 

@@ -11,6 +11,7 @@ from laecips_core.errors import ConfigError, ImageError, WeightsError
 from laecips_core.mining import MessMiner, MinerNet, NeuralMiner
 from laecips_core.models import build_edge_model, preprocess
 from laecips_core.predictor import EdgePredictor, EdgeResult, miner_network
+from laecips_core.streamnorm import DEFAULT_STREAM_NORM_PRIOR, with_stream_norm
 from laecips_core.weights import load_bundle, save_bundle
 
 M = 6
@@ -24,6 +25,11 @@ def _f(seed: int = 0) -> torch.nn.Module:
 def _h(seed: int = 0) -> MinerNet:
     torch.manual_seed(seed)
     return MinerNet(M, in_size=(32, 32))
+
+
+def _edge(f: torch.nn.Module) -> torch.nn.Module:
+    """f as the predictor runs it by default: per-frame BatchNorm statistics (``streamnorm``)."""
+    return with_stream_norm(f.eval(), DEFAULT_STREAM_NORM_PRIOR).eval()
 
 
 def _image(height: int = 60, width: int = 80, seed: int = 0) -> np.ndarray:
@@ -49,7 +55,7 @@ def test_predict_shapes_dtypes_and_values():
     assert res.compute_s > 0 and res.version == 0
     # The logits are f's, and the confidence is h(f(x)) on them.
     with torch.inference_mode():
-        ref = f(preprocess(img))[0].numpy()
+        ref = _edge(f)(preprocess(img))[0].numpy()
     np.testing.assert_allclose(res.logits, ref, atol=1e-5)
     assert res.confidence == pytest.approx(float(NeuralMiner(predictor.miner.net).confidence(ref)[0]))
 
@@ -96,7 +102,7 @@ def test_set_weights_changes_outputs_and_version():
     assert after.version == predictor.version == 7
     assert not np.allclose(before.logits, after.logits)
     with torch.inference_mode():
-        ref = other_f(preprocess(img))[0].numpy()
+        ref = _edge(other_f)(preprocess(img))[0].numpy()
     np.testing.assert_allclose(after.logits, ref, atol=1e-5)
     assert after.confidence == pytest.approx(float(NeuralMiner(other_h).confidence(ref)[0]), abs=1e-6)
     assert after.confidence != pytest.approx(before.confidence, abs=1e-6)
@@ -129,7 +135,7 @@ def test_set_bundle_round_trip(tmp_path):
     assert predictor.set_bundle(load_bundle(tmp_path / "b.safetensors")) == 12
     img = _image()
     with torch.inference_mode():
-        ref = src_f.eval()(preprocess(img))[0].numpy()
+        ref = _edge(src_f)(preprocess(img))[0].numpy()
     np.testing.assert_allclose(predictor.predict(img).logits, ref, atol=1e-5)
     save_bundle(tmp_path / "c.safetensors", build_edge_model("tiny_fcn", 4), None, {**meta, "num_classes": 4})
     with pytest.raises(WeightsError, match="M=4"):
@@ -158,7 +164,7 @@ def test_frame_in_progress_finishes_with_the_old_weights():
     predictor = EdgePredictor(old_f, gated)
     img = _image()
     with torch.inference_mode():
-        old_ref = old_f(preprocess(img))[0].numpy()
+        old_ref = _edge(old_f)(preprocess(img))[0].numpy()
     out: list[EdgeResult] = []
     worker = threading.Thread(target=lambda: out.append(predictor.predict(img)), daemon=True)
     worker.start()
@@ -174,7 +180,7 @@ def test_frame_in_progress_finishes_with_the_old_weights():
     assert out[0].version == 0
     np.testing.assert_allclose(out[0].logits, old_ref, atol=1e-5)
     # The old module was not modified in place; the next frame uses the new weights.
-    np.testing.assert_allclose(old_f(preprocess(img))[0].detach().numpy(), old_ref, atol=1e-6)
+    np.testing.assert_allclose(_edge(old_f)(preprocess(img))[0].detach().numpy(), old_ref, atol=1e-6)
     nxt = predictor.predict(img)
     assert nxt.version == 1 and not np.allclose(nxt.logits, old_ref)
 

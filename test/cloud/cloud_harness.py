@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import yaml
 from bundle_helpers import write_tiny_bundle
-from launch_helpers import RosTestNode
+from laecips_core.cloud_service import CloudConfig
+from launch_helpers import RosTestNode, free_port, zenoh_endpoint
 from rclpy.qos import QoSProfile
 
 NUM_CLASSES = 4
@@ -67,3 +68,23 @@ class RosListener(RosTestNode):
                     return msg
             time.sleep(0.05)
         return None
+
+
+def service_config(
+    tmp_path: Path, initial_bundle: Path, robot_ids: tuple[str, ...] = ("robot1",), **changes: Any
+) -> tuple[CloudConfig, str]:
+    """A validated in-process CloudConfig (tiny f, small LVM work size, own peer endpoint), endpoint."""
+    endpoint = zenoh_endpoint(free_port())
+    fields: dict[str, Any] = {
+        "robot_ids": robot_ids,
+        "zenoh_mode": "peer",
+        "zenoh_listen": (endpoint,),
+        "edge_model_name": "tiny_fcn",
+        "edge_model_path": str(initial_bundle),
+        "weights_dir": str(tmp_path / "weights"),
+        "replay_dir": str(tmp_path / "replay"),
+        "lvm_params": '{"work_size": 64}',
+        "allow_unsigned_weights": True,
+        **changes,
+    }
+    return CloudConfig(**fields).validate(), endpoint

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 import zenoh
-from cloud_harness import NUM_CLASSES, frame
-from laecips_core.cloud_service import CloudConfig, CloudService
+from cloud_harness import NUM_CLASSES, frame, service_config
+from laecips_core.cloud_service import CloudService
 from laecips_core.fairqueue import FairQueue
 from laecips_core.imaging import encode_jpeg
 from laecips_core.replay import ReplayBuffer
@@ -39,20 +39,7 @@ def _cloud(
     tmp_path: Path, initial_bundle: Path, **changes: Any
 ) -> Iterator[tuple[CloudService, zenoh.Session]]:
     """A started CloudService for robot1 and robot2 and a client session connected to it."""
-    endpoint = zenoh_endpoint(free_port())
-    fields: dict[str, Any] = {
-        "robot_ids": ("robot1", "robot2"),
-        "zenoh_mode": "peer",
-        "zenoh_listen": (endpoint,),
-        "edge_model_name": "tiny_fcn",
-        "edge_model_path": str(initial_bundle),
-        "weights_dir": str(tmp_path / "weights"),
-        "replay_dir": str(tmp_path / "replay"),
-        "lvm_params": '{"work_size": 64}',
-        "allow_unsigned_weights": True,
-        **changes,
-    }
-    cfg = CloudConfig(**fields).validate()
+    cfg, endpoint = service_config(tmp_path, initial_bundle, ("robot1", "robot2"), **changes)
     session = open_session(cfg.zenoh())
     edge = open_session(load_zenoh_config(None, mode="peer", listen=[], connect=[endpoint]))
     service = CloudService(cfg, session, logging.getLogger("cloud-bounds"))

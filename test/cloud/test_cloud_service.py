@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from cloud_harness import NUM_CLASSES, make_bundle
+from cloud_harness import NUM_CLASSES, make_bundle, service_config
 from laecips_core.cloud_service import CloudConfig, CloudService
 from laecips_core.errors import ConfigError, WeightsError
 from laecips_core.training_job import JobSpec, replay_path, reports_dir, seed_store, store_dir
@@ -126,21 +126,7 @@ def test_training_job_reports_errors_in_its_result_file(tmp_path: Path, initial_
         JobSpec.from_json(bogus).trainer_config()
 
 
-def _service(tmp_path: Path, initial_bundle: Path, **changes: object) -> tuple[CloudConfig, str]:
-    endpoint = zenoh_endpoint(free_port())
-    fields: dict[str, object] = {
-        "robot_ids": ("robot1",),
-        "zenoh_mode": "peer",
-        "zenoh_listen": (endpoint,),
-        "edge_model_name": "tiny_fcn",
-        "edge_model_path": str(initial_bundle),
-        "weights_dir": str(tmp_path / "weights"),
-        "replay_dir": str(tmp_path / "replay"),
-        "lvm_params": '{"work_size": 64}',
-        "allow_unsigned_weights": True,
-    }
-    fields.update(changes)
-    return CloudConfig(**fields).validate(), endpoint  # type: ignore[arg-type]
+_service = service_config  # (tmp_path, initial_bundle, **CloudConfig changes) -> (config, endpoint)
 
 
 def test_fetch_loop_lives_through_hostile_announcements(

@@ -52,7 +52,8 @@ class DemoConfig:
             hard frame may wait for a worker, newer ones push it out (``dropped_upload``).
         maxsize: the trainer trains when the replay buffer holds more samples than this.
         epochs: training epochs per update.
-        max_passes: most passes over the bag while waiting for a model update.
+        max_passes: most passes over the bag. After the pass in which the first update reached the
+            edge, one more whole pass runs, so ``update_gain`` covers every task of the bag.
         timeout_s: hard limit of the whole demo (seconds).
         weights_profile: pre-training profile of the starting weights.
         torch_threads: torch/OpenMP threads of each node process (OMP_NUM_THREADS): the edge, the cloud
@@ -456,7 +457,8 @@ def _drops_line(drops: dict[str, Any]) -> str:
 
 
 def run(cfg: DemoConfig) -> int:
-    """Prepare, start everything, play the bag until an update reached the edge, stop, report."""
+    """Prepare, start everything, play the bag until an update reached the edge and one whole pass
+    ran after it, stop, report."""
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -547,6 +549,7 @@ def run(cfg: DemoConfig) -> int:
     published = 0
     passes = 0
     update_at: float | None = None
+    update_pass: int | None = None  # the pass in which the first update reached the edge
     zsession = None
     try:
         log(f"starting router {endpoint}, cloud, trainer, edge (ROS_DOMAIN_ID={domain}); logs in {logs}")
@@ -595,11 +598,11 @@ def run(cfg: DemoConfig) -> int:
                     log(f"model update reached the edge: versions {monitor.versions()}")
             match = re.search(r"published (\d+) messages", player.log())
             published += int(match.group(1)) if match else 0
-            newest = monitor.versions()[-1] if monitor.frames else 0
-            used = sum(1 for r in monitor.frames if r.edge.version == newest)
             log(f"pass {passes} done: {len(monitor.frames)} frames, versions {monitor.versions()}")
-            if update_at is not None and used >= min(20, len(truth) // 2):
-                break
+            if update_at is not None and update_pass is None:
+                update_pass = passes
+            elif update_pass is not None:
+                break  # one whole pass (every task) ran after the update: update_gain covers all tasks
         settle = time.monotonic() + cfg.deadline_s + 1.0  # answers of the last uploads
         while time.monotonic() < settle:
             rclpy.spin_once(node, timeout_sec=0.1)

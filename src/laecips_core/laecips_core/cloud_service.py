@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import numpy as np
 import zenoh
@@ -29,6 +29,7 @@ from laecips_core.errors import ConfigError, LaecipsError, ReplayError, WireForm
 from laecips_core.fairqueue import FairQueue
 from laecips_core.fusion import ORDERS, MaskOrder
 from laecips_core.imaging import MAX_IMAGE_PIXELS, resize_labels
+from laecips_core.logs import Logger
 from laecips_core.lvm import DEFAULT_LVM, LVM, build_lvm, lvm_registry
 from laecips_core.models import DEFAULT_EDGE_MODEL
 from laecips_core.params import (
@@ -213,16 +214,6 @@ CLOUD_PARAMS: tuple[ParamSpec, ...] = (
 
 
 # ----------------------------------------------------------------------------------- the service
-
-
-class Logger(Protocol):
-    """The logging calls the service makes (rclpy's RcutilsLogger and logging.Logger both fit)."""
-
-    def info(self, message: str) -> Any: ...
-
-    def warning(self, message: str) -> Any: ...
-
-    def error(self, message: str) -> Any: ...
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from typing import Any
 import zenoh
 
 from laecips_core import transport
-from laecips_core.cloud_service import Logger
 from laecips_core.errors import ConfigError, LaecipsError, WeightsError
+from laecips_core.logs import Logger
 from laecips_core.models import DEFAULT_EDGE_MODEL
 from laecips_core.params import (
     ZENOH_PARAMS,

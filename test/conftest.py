@@ -1,10 +1,17 @@
-"""Shared pytest set-up: loopback-only ROS 2 is enforced, CPU threads are bounded."""
+"""Shared pytest set-up: loopback-only ROS 2 is enforced, CPU threads are bounded, scripts/ importable."""
 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
+
+# The demo/test tooling (scripts/laecips_tooling: process groups, ports, ROS env) is no installed package.
+_SCRIPTS = str(Path(__file__).resolve().parents[1] / "scripts")
+if _SCRIPTS not in sys.path:
+    sys.path.insert(0, _SCRIPTS)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")

@@ -1,4 +1,4 @@
-"""Test helpers: re-exports laecips_core.processes, the repository root, and a spinning ROS 2 test node."""
+"""Test helpers: re-exports laecips_tooling.processes (scripts/), the repo root, a spinning ROS 2 node."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from laecips_core.processes import (
+from laecips_tooling.processes import (
     ManagedProcess,
     ProcessGroup,
     free_port,

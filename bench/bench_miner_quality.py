@@ -2,7 +2,7 @@
 
 HARD (paper, pre-training label): frame mIoU(F(x)) - mIoU(f(x)) >= 0.1 against ground truth, with F the
 fusion of f's scores and the default LVM's masks (``AssistedInference``, as the cloud builds it). f and h
-are built from the bundle exactly as the edge builds them (``training_job.build_models``: h at the
+are built from the bundle exactly as the edge builds them (``bundles.build_models``: h at the
 bundle's ``miner_in_size``), and f runs with the edge's per-frame BatchNorm statistics
 (``streamnorm``, ``--stream-norm-prior``, default the edge node's). The headline number is the
 AUROC averaged within tasks (each task's frames ranked among themselves), over several stream seeds.
@@ -18,10 +18,10 @@ import argparse
 import numpy as np
 import torch
 from laecips_core.assisted import AssistedInference
+from laecips_core.bundles import build_models
 from laecips_core.metrics import auroc
 from laecips_core.pretraining import ensure_default_weights, get_profile, hard_labels
 from laecips_core.streamnorm import DEFAULT_STREAM_NORM_PRIOR, with_stream_norm
-from laecips_core.training_job import build_models
 from laecips_core.weights import load_bundle
 
 from laecips_core import data, mining

@@ -20,7 +20,7 @@ from laecips_core.cloud_service import CloudService
 from laecips_core.fairqueue import FairQueue
 from laecips_core.imaging import encode_jpeg
 from laecips_core.replay import ReplayBuffer
-from laecips_core.training_job import replay_path
+from laecips_core.stores import replay_path
 from laecips_core.transport import (
     CloudClient,
     InferReply,

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import zenoh
 from cloud_harness import NUM_CLASSES, RosListener, frame, make_bundle, write_params
+from laecips_core.bundles import build_models
 from laecips_core.cloud_service import RequestEvent
 from laecips_core.fusion import assisted_inference
 from laecips_core.imaging import decode_jpeg, encode_jpeg
@@ -22,7 +23,7 @@ from laecips_core.lvm import build_lvm
 from laecips_core.mining import NeuralMiner
 from laecips_core.predictor import EdgePredictor
 from laecips_core.replay import ReplayBuffer
-from laecips_core.training_job import build_models, replay_path, store_dir
+from laecips_core.stores import replay_path, store_dir
 from laecips_core.transport import (
     CloudClient,
     InferReply,

@@ -14,7 +14,8 @@ import pytest
 from cloud_harness import NUM_CLASSES, make_bundle, service_config
 from laecips_core.cloud_service import CloudConfig, CloudService
 from laecips_core.errors import ConfigError, WeightsError
-from laecips_core.training_job import JobSpec, replay_path, reports_dir, seed_store, store_dir
+from laecips_core.jobspec import JobSpec
+from laecips_core.stores import replay_path, reports_dir, seed_store, store_dir
 from laecips_core.transport import (
     CloudClient,
     InferRequest,

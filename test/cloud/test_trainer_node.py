@@ -11,7 +11,7 @@ import pytest
 from cloud_harness import NUM_CLASSES, write_params
 from diagnostic_msgs.msg import DiagnosticArray
 from laecips_core.replay import ReplayBuffer
-from laecips_core.training_job import replay_path, reports_dir, store_dir
+from laecips_core.stores import replay_path, reports_dir, store_dir
 from laecips_core.transport import (
     ModelAnnouncement,
     fetch_weights,

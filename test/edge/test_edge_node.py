@@ -29,7 +29,7 @@ from edge_harness import (
     wait_for,
 )
 from laecips_core.replay import ReplayBuffer
-from laecips_core.training_job import replay_path
+from laecips_core.stores import replay_path
 from launch_helpers import REPO_ROOT, ProcessGroup, random_domain_id, ros_env
 from sensor_msgs.msg import CompressedImage, Image
 

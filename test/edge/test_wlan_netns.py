@@ -35,7 +35,7 @@ import numpy as np
 import pytest
 from edge_harness import NUM_CLASSES, _write_params, edge_params, make_bundle
 from laecips_core.replay import ReplayBuffer
-from laecips_core.training_job import replay_path
+from laecips_core.stores import replay_path
 from launch_helpers import ManagedProcess, ProcessGroup, random_domain_id, ros_env
 from wlan_camera import read_frame_code
 from wlan_netns import WlanLink, unavailable_reason

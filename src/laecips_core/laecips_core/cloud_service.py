@@ -25,6 +25,7 @@ import zenoh
 
 from laecips_core import transport
 from laecips_core.assisted import AssistedInference
+from laecips_core.bundles import build_models
 from laecips_core.errors import ConfigError, LaecipsError, ReplayError, WireFormatError
 from laecips_core.fairqueue import FairQueue
 from laecips_core.fusion import ORDERS, MaskOrder
@@ -43,8 +44,8 @@ from laecips_core.params import (
 )
 from laecips_core.predictor import EdgePredictor
 from laecips_core.replay import ReplayBuffer
+from laecips_core.stores import replay_path, seed_store, store_dir
 from laecips_core.supervision import Supervisor, WorkerHealth
-from laecips_core.training_job import build_models, replay_path, seed_store, store_dir
 from laecips_core.weights import WeightStore, load_bundle
 
 MODEL_CACHE = 2

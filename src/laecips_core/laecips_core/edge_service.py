@@ -28,7 +28,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import numpy as np
 
 from laecips_core import imaging, transport, weights
-from laecips_core.data import NUM_CLASSES
+from laecips_core.classes import NUM_CLASSES
 from laecips_core.errors import ConfigError, LaecipsError, WeightsError
 from laecips_core.models import DEFAULT_EDGE_MODEL
 from laecips_core.offload import (
@@ -463,9 +463,9 @@ def build_predictor(cfg: EdgeConfig, bundle: weights.Bundle | None) -> EdgePredi
     Raises:
         WeightsError: The bundle does not fit f/h, or carries no h while miner=neural.
     """
+    from laecips_core.bundles import build_models
     from laecips_core.mining import MinerNet, NeuralMiner, build_miner
     from laecips_core.models import build_edge_model, has_pretrained_backbone
-    from laecips_core.training_job import build_models
 
     if bundle is None:
         f = build_edge_model(

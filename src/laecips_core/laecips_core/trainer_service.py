@@ -25,6 +25,7 @@ import zenoh
 
 from laecips_core import transport
 from laecips_core.errors import ConfigError, LaecipsError, WeightsError
+from laecips_core.jobspec import JobSpec
 from laecips_core.logs import Logger
 from laecips_core.models import DEFAULT_EDGE_MODEL
 from laecips_core.params import (
@@ -35,8 +36,8 @@ from laecips_core.params import (
     check_robot_ids,
 )
 from laecips_core.replay import ReplayBuffer
+from laecips_core.stores import replay_path, reports_dir, seed_store, store_dir
 from laecips_core.training import TrainerConfig, should_train
-from laecips_core.training_job import JobSpec, replay_path, reports_dir, seed_store, store_dir
 from laecips_core.weights import (
     WeightStore,
     generate_keypair,

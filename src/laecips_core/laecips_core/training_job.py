@@ -9,171 +9,30 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch import nn
 
 from laecips_core.adaptation import ContinualTrainer
+from laecips_core.bundles import build_models
 from laecips_core.errors import ConfigError, LaecipsError, WeightsError
-from laecips_core.models import build_edge_model
+from laecips_core.jobspec import JobSpec
 from laecips_core.replay import ReplayBuffer
-from laecips_core.training import TrainerConfig, plot_report
-from laecips_core.transport import validate_robot_id
+from laecips_core.training import plot_report
 from laecips_core.weights import (
-    Bundle,
     WeightStore,
-    apply_bundle,
     atomic_write_bytes,
     load_bundle,
     serialize_bundle,
     sha256_bytes,
-    sha256_file,
 )
 
-DEFAULT_MINER_IN_SIZE: tuple[int, int] = (64, 64)
-"""in_size of MinerNet h when a bundle's metadata does not say (mining.MinerNet's default)."""
 _REPLAY_READ_MAXSIZE = 10**9
 """maxsize of the trainer's handle on the buffer: it never appends, so this bound never applies."""
 
 
-# ------------------------------------------------------------------------------------------- layout
-
-
-def replay_path(replay_dir: str | os.PathLike[str], robot_id: str) -> Path:
-    """Replay buffer file of one robot: ``<replay_dir>/<robot_id>.sqlite`` (cloud writes, trainer reads)."""
-    return Path(replay_dir) / f"{validate_robot_id(robot_id)}.sqlite"
-
-
-def store_dir(weights_dir: str | os.PathLike[str], robot_id: str) -> Path:
-    """The WeightStore folder of one robot: ``<weights_dir>/<robot_id>/`` (bundle_v<version>.safetensors)."""
-    return Path(weights_dir) / validate_robot_id(robot_id)
-
-
-def reports_dir(weights_dir: str | os.PathLike[str], robot_id: str) -> Path:
-    """Training reports of one robot (JSON + loss PNG per update): ``<weights_dir>/<robot_id>/reports/``."""
-    return store_dir(weights_dir, robot_id) / "reports"
-
-
-def seed_store(store: WeightStore, initial_bundle: str | os.PathLike[str]) -> int:
-    """Make sure a robot's store holds the bundle its edge starts from; return the store's latest version.
-
-    The initial bundle (e.g. pretraining.ensure_default_weights) is copied in under its own metadata
-    version (normally 0) when the store is empty, so the cloud's f and the trainer start from exactly
-    the edge's f. Two processes seeding at once are fine (the second finds the same file).
-
-    Raises:
-        WeightsError: unreadable/invalid initial bundle, or the store holds that version with other bytes.
-    """
-    latest = store.latest()
-    if latest is not None:
-        return latest
-    data = Path(initial_bundle).read_bytes() if Path(initial_bundle).is_file() else None
-    if data is None:
-        raise WeightsError(f"initial bundle {initial_bundle} does not exist; run `laecips pretrain` first")
-    bundle = load_bundle(initial_bundle)
-    try:
-        store.put(data, bundle.version)
-    except WeightsError:
-        if sha256_file(store.path(bundle.version)) != sha256_bytes(data):
-            raise
-    latest = store.latest()
-    assert latest is not None  # the put above or a concurrent one stored a version
-    return latest
-
-
-def miner_in_size(metadata: Mapping[str, str]) -> tuple[int, int]:
-    """Read h's input size from bundle metadata ("miner_in_size": "[64, 64]", "64x64" or "64,64")."""
-    raw = metadata.get("miner_in_size")
-    if not raw:
-        return DEFAULT_MINER_IN_SIZE
-    text = raw.strip().strip("[]()").replace("x", ",")
-    try:
-        height, width = (int(v) for v in text.split(","))
-    except ValueError as err:
-        raise WeightsError(f"bundle metadata miner_in_size={raw!r} is not 'H,W'") from err
-    return height, width
-
-
-def build_models(bundle: Bundle) -> tuple[nn.Module, nn.Module]:
-    """Build f (registry name of the bundle) and h (MinerNet) and load the bundle into them (strict).
-
-    Returns:
-        (f, h) in eval mode on the CPU.
-
-    Raises:
-        WeightsError: the bundle does not fit the architecture it names.
-    """
-    from laecips_core.mining import MinerNet
-
-    try:
-        f = build_edge_model(bundle.model_name, bundle.num_classes, pretrained_backbone=False)
-    except ConfigError as err:
-        raise WeightsError(f"bundle names an unusable edge model: {err}") from err
-    h = MinerNet(bundle.num_classes, in_size=miner_in_size(bundle.metadata))
-    apply_bundle(bundle, f, h if bundle.h_state else None)
-    return f.eval(), h.eval()
-
-
 # ---------------------------------------------------------------------------------------------- job
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """What one training process does (written as JSON by the trainer node, read by ``main``).
-
-    Attributes:
-        robot_id: Robot whose buffer and store are used.
-        replay_path: Its replay buffer (replay_path()).
-        store_dir: Its WeightStore folder (store_dir()); the newest version is the parent of the update.
-        reports_dir: Where the report JSON and loss PNG go.
-        trainer: TrainerConfig fields (lr, epochs, batch_size, beta, maxsize, maxtime_s, input_size, ...).
-        max_samples: At most this many (oldest) samples are read (memory bound).
-        validation_bag: Labelled rosbag2 to gate on ("" = the label-free gate).
-        progress_path: JSON file updated at each phase ("" for none).
-    """
-
-    robot_id: str
-    replay_path: str
-    store_dir: str
-    reports_dir: str
-    trainer: dict[str, Any] = field(default_factory=dict)
-    max_samples: int = 1000
-    validation_bag: str = ""
-    progress_path: str = ""
-
-    def to_json(self) -> str:
-        """Serialise for the child process."""
-        return json.dumps(asdict(self), indent=1)
-
-    @classmethod
-    def from_json(cls, text: str) -> JobSpec:
-        """Parse a spec written by to_json.
-
-        Raises:
-            ConfigError: not a JSON object with the fields of JobSpec.
-        """
-        try:
-            data = json.loads(text)
-            spec = cls(**data)
-        except (json.JSONDecodeError, TypeError) as err:
-            raise ConfigError(f"training job spec is not valid: {err}") from err
-        validate_robot_id(spec.robot_id)
-        if not isinstance(spec.max_samples, int) or spec.max_samples < 2:
-            raise ConfigError(f"max_samples must be an int >= 2, got {spec.max_samples!r}")
-        return spec
-
-    def trainer_config(self) -> TrainerConfig:
-        """The TrainerConfig of this job (validated by TrainerConfig itself)."""
-        fields = dict(self.trainer)
-        if "input_size" in fields:
-            fields["input_size"] = tuple(int(v) for v in fields["input_size"])
-        try:
-            return TrainerConfig(**fields)
-        except TypeError as err:
-            raise ConfigError(f"unknown TrainerConfig field in the job spec: {err}") from err
 
 
 def _write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> None:

@@ -23,6 +23,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
+from laecips_core import classes
 from laecips_core.errors import ConfigError, WeightsError
 
 BUNDLE_FORMAT = "laecips-bundle/1"
@@ -298,9 +299,7 @@ def bundle_class_names(path: StrPath | None, metadata: Mapping[str, str]) -> lis
                 data_info = card.get("data")
                 candidates.append(card.get("class_names"))
                 if isinstance(data_info, dict) and "benchmark" in data_info:
-                    from laecips_core.data import CLASSES
-
-                    candidates.append(list(CLASSES))
+                    candidates.append(list(classes.CLASSES))
     for names in candidates:
         if isinstance(names, list) and len(names) == num_classes and all(isinstance(n, str) for n in names):
             return list(names)

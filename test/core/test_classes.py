@@ -1,0 +1,25 @@
+"""The default class set the edge uses (laecips_core.classes) is the benchmark's (data.CLASSES)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bundle_helpers import write_tiny_bundle
+
+from laecips_core import classes, data, weights
+
+
+def test_the_classes_module_agrees_with_the_benchmark() -> None:
+    """data.py keeps its own copy (it is hashed into the weight cache key): both must stay equal."""
+    assert classes.CLASSES == data.CLASSES
+    assert classes.NUM_CLASSES == data.NUM_CLASSES == len(set(classes.CLASSES))
+
+
+def test_a_benchmark_card_gives_the_benchmark_class_names(tmp_path: Path) -> None:
+    """A bundle without names whose weight card says it was trained on the benchmark gets classes.CLASSES."""
+    path = write_tiny_bundle(tmp_path / "b.safetensors", 1, classes.NUM_CLASSES)
+    meta = weights.read_bundle_metadata(path)
+    assert weights.bundle_class_names(path, meta) is None
+    path.with_suffix(".json").write_text(json.dumps({"data": {"benchmark": "drifting"}}))
+    assert weights.bundle_class_names(path, meta) == list(classes.CLASSES)

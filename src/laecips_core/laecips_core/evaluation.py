@@ -1443,7 +1443,9 @@ def run_evaluation(cfg: EvalConfig, log: Callable[[str], None] | None = None) ->
         from laecips_core import plots
 
         step("writing the figures")
-        plots.write_all(results, sim, start.class_names, start.num_classes, out, progress=cfg.progress)
+        plots.write_all(
+            results, sim.panels, start.class_names, start.num_classes, out, progress=cfg.progress
+        )
     step("done")
     results["timing"]["wall_s"] = time.perf_counter() - t_start
     weights.atomic_write_bytes(

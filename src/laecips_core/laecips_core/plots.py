@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -16,8 +16,6 @@ from laecips_core.weights import atomic_write_bytes
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-    from laecips_core.evaluation import Panel, Simulation
 
 METHOD_COLORS: dict[str, str] = {
     "LAECIPS": "tab:red",
@@ -30,6 +28,27 @@ METHOD_COLORS: dict[str, str] = {
     "EDGE-TTA": "tab:olive",
     "CLOUD": "tab:blue",
 }
+
+
+class QualitativePanel(Protocol):
+    """One Fig. 3 row, as the evaluation records it (``evaluation.Panel`` fits): images are HxW(x3) uint8."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def task_id(self) -> int: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def image(self) -> np.ndarray: ...
+    @property
+    def labels(self) -> np.ndarray: ...
+    @property
+    def edge(self) -> np.ndarray: ...
+    @property
+    def fused(self) -> np.ndarray: ...
+
+
 MINER_STYLE: dict[str, tuple[str, str]] = {
     "neural": ("neural h (LAECIPS/DCSB)", "tab:red"),
     "mess": ("MESS (Eq. 22)", "tab:green"),
@@ -199,7 +218,10 @@ def _task_name(results: dict[str, Any], task_id: int) -> str:
 
 
 def plot_qualitative(
-    panels: Sequence[Panel], num_classes: int, path: Path, task_names: Mapping[str, str] | None = None
+    panels: Sequence[QualitativePanel],
+    num_classes: int,
+    path: Path,
+    task_names: Mapping[str, str] | None = None,
 ) -> Path:
     """Fig. 3 style panels: image, ground truth, the edge model's f(x), the fused F(x) (Algorithm 1)."""
     rows = max(len(panels), 1)
@@ -236,14 +258,23 @@ def plot_qualitative(
 
 def write_all(
     results: dict[str, Any],
-    sim: Simulation,
+    panels: Sequence[QualitativePanel],
     class_names: Sequence[str],
     num_classes: int,
     out: Path,
     *,
     progress: bool = True,
 ) -> list[Path]:
-    """Write every figure of the evaluation into ``out`` and return their paths."""
+    """Write every figure of the evaluation into ``out`` and return their paths.
+
+    Args:
+        results: The evaluation's results (results.json's content).
+        panels: Qualitative examples for the Fig. 3 style figure (``Simulation.panels``).
+        class_names: The M class names (Fig. 5 legend).
+        num_classes: M (palette size).
+        out: Folder for the PNGs.
+        progress: show a tqdm bar.
+    """
     jobs = [
         (
             "fig5_class_frequency.png",
@@ -255,7 +286,7 @@ def write_all(
         ("fig9_per_task.png", lambda p: plot_per_task(results, p)),
         (
             "qualitative.png",
-            lambda p: plot_qualitative(sim.panels, num_classes, p, results.get("task_labels")),
+            lambda p: plot_qualitative(panels, num_classes, p, results.get("task_labels")),
         ),
     ]
     written = []

@@ -147,19 +147,19 @@ def test_ask_cloud_turns_every_cloud_behaviour_into_an_answer():
 
     queryable = cloud.declare_queryable(infer_key("r7"), answer)
     try:
-        probe = CloudClient(edge, "r7", 1.0)
-        try:
-            assert wait_until(probe.available, 10.0), "the edge never saw the cloud's queryable"
-        finally:
-            probe.close()
-        good = ask_cloud(edge, cfg, frame_id=5, stamp=1.5, version=2, rgb=RGB, remaining_s=5.0)
+        client = CloudClient(edge, "r7", 5.0)
+        assert wait_until(client.available, 10.0), "the edge never saw the cloud's queryable"
+        good = ask_cloud(client, cfg, frame_id=5, stamp=1.5, version=2, rgb=RGB, remaining_s=5.0)
         assert good.status == "ok" and good.labels is not None and np.all(good.labels == 3)
-        assert good.bytes_sent > 0 and good.bytes_received > 0 and good.cloud_s == pytest.approx(0.01)
+        sent = len(InferReply("ok", frame_id=5, labels=good.labels).encode()[0])
+        assert good.bytes_sent > 0 and good.bytes_received == sent and good.cloud_s == pytest.approx(0.01)
         assert min(good.upload_s, good.download_s) >= 0.0
         assert (seen[-1].frame_id, seen[-1].model_version, seen[-1].num_classes) == (5, 2, M)
         behaviour["lie"] = True
-        lying = ask_cloud(edge, cfg, frame_id=6, stamp=1.6, version=2, rgb=RGB, remaining_s=5.0)
+        lying = ask_cloud(client, cfg, frame_id=6, stamp=1.6, version=2, rgb=RGB, remaining_s=5.0)
         assert lying.labels is None and lying.status == "invalid" and "not 6" in lying.error
+        assert client.queries == 2  # one querier, reused
+        client.close()
     finally:
         queryable.undeclare()
         edge.close()
@@ -286,10 +286,70 @@ def test_lying_cloud_costs_one_fallback_per_bad_reply_and_uploads_go_on():
         snap = counters.snapshot()
         assert (snap["cloud_ok"], snap["fallback"], snap["worker_restarts"]) == (3, 6, 0)
         assert snap["cloud_status"] == "available"
+        assert uploads.link.declared == 1  # both workers, nine frames: one querier
     finally:
         assert uploads.close(timeout_s=5.0) == []
         queryable.undeclare()
         edge.close()
+        cloud.close()
+
+
+def test_hard_frames_share_one_querier_per_session_and_count_the_bytes_received():
+    """N hard frames through two upload workers: one querier declared (CloudLink.declared), N queries sent
+    through it, each answer's bytes_received equal to the reply payload the cloud sent; a reopened
+    session gets a new client."""
+    cfg = _cfg(robot_id="r5", deadline_s=5.0)
+    endpoint = zenoh_endpoint(free_port())
+    cloud = open_session(load_zenoh_config(None, mode="peer", listen=[endpoint], connect=[]))
+    sessions = [open_session(load_zenoh_config(None, mode="peer", listen=[], connect=[endpoint]))]
+    sent_bytes: dict[int, int] = {}
+    received: dict[int, int] = {}
+
+    def answer(query: zenoh.Query) -> None:
+        payload = query.payload.to_bytes() if query.payload is not None else b""
+        attachment = query.attachment.to_bytes() if query.attachment is not None else None
+        request = InferRequest.decode(payload, attachment)
+        labels = (np.arange(request.height * request.width) * request.frame_id % M).astype(np.uint8)
+        labels = labels.reshape(request.height, request.width)
+        body, header = InferReply("ok", frame_id=request.frame_id, labels=labels).encode()
+        sent_bytes[request.frame_id] = len(body)
+        query.reply(query.key_expr, body, attachment=header)
+
+    def on_cloud(job: _Frame, answer: CloudAnswer) -> None:
+        received[job.frame_no] = answer.bytes_received
+
+    queryable = cloud.declare_queryable(infer_key("r5"), answer)
+    uploads: EdgeUploads[_Frame] = EdgeUploads(
+        2, config=lambda: cfg, session=lambda: sessions[-1], counters=EdgeCounters(), on_cloud=on_cloud,
+        on_fallback=lambda job, status, reason: None,
+    )  # fmt: skip
+    try:
+        probe = CloudClient(sessions[-1], "r5", 1.0)
+        assert wait_until(probe.available, 10.0), "the edge never saw the cloud's queryable"
+        probe.close()
+        frames = 8
+        for frame in range(1, frames + 1):  # one at a time: a second waiting frame would push the first out
+            uploads.submit(_Frame(frame, float(frame), 1, RGB, time.monotonic()))
+            assert wait_until(lambda f=frame: f in received, 10.0), f"frame {frame} got no cloud answer"
+        assert uploads.link.declared == 1
+        client = uploads.link.client(sessions[-1], "r5", cfg.deadline_s)
+        assert client is not None and client.queries == frames
+        assert received == sent_bytes and len(set(received.values())) > 1  # sizes differ per frame
+
+        sessions[0].close()  # the link is lost and the session reopened: a new client, once
+        sessions.append(open_session(load_zenoh_config(None, mode="peer", listen=[], connect=[endpoint])))
+        probe = CloudClient(sessions[-1], "r5", 1.0)
+        assert wait_until(probe.available, 10.0)
+        probe.close()
+        for frame in (frames + 1, frames + 2):
+            uploads.submit(_Frame(frame, float(frame), 1, RGB, time.monotonic()))
+            assert wait_until(lambda f=frame: f in received, 10.0), f"frame {frame} got no cloud answer"
+        assert uploads.link.declared == 2 and received == sent_bytes
+    finally:
+        uploads.close(timeout_s=5.0)
+        queryable.undeclare()
+        for session in sessions:
+            session.close()
         cloud.close()
 
 
@@ -344,7 +404,7 @@ def test_a_stalled_link_cannot_hold_a_frame_past_its_deadline(monkeypatch: pytes
     release = threading.Event()
     calls: list[int] = []
 
-    def stalled_ask_cloud(session: object, cfg: EdgeConfig, *, frame_id: int, **_: object) -> CloudAnswer:
+    def stalled_ask_cloud(client: object, cfg: EdgeConfig, *, frame_id: int, **_: object) -> CloudAnswer:
         calls.append(frame_id)
         release.wait(30.0)  # blocked until the test lets the link recover
         return CloudAnswer(np.zeros((4, 4), np.uint8), "ok")
@@ -353,10 +413,11 @@ def test_a_stalled_link_cannot_hold_a_frame_past_its_deadline(monkeypatch: pytes
     cfg = _cfg(robot_id="r7", deadline_s=0.3)
     counters = EdgeCounters()
     outcomes = _Outcomes()
+    lone = open_session(load_zenoh_config(None, mode="peer", listen=[zenoh_endpoint(free_port())]))
     uploads: EdgeUploads[_Frame] = EdgeUploads(
         1,
         config=lambda: cfg,
-        session=lambda: object(),
+        session=lambda: lone,
         counters=counters,
         on_cloud=outcomes.cloud,
         on_fallback=outcomes.fallback,
@@ -384,6 +445,7 @@ def test_a_stalled_link_cannot_hold_a_frame_past_its_deadline(monkeypatch: pytes
     finally:
         release.set()
         uploads.close(timeout_s=5.0)
+        lone.close()
 
 
 def test_check_update_lets_versions_only_go_up(tmp_path: Path):

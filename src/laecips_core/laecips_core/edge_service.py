@@ -8,9 +8,11 @@ callback, threads); everything here is plain Python so it is tested and reused w
   new instances of f and h from it; ``ModelSlot`` swaps it in between frames (Algorithm 2's update);
 - ``check_update`` / ``prepare_update``: which announced versions to take (versions only go up) and
   fetching + verifying one into the weight store and a ready-to-swap candidate;
-- ``ask_cloud``: one hard frame to the cloud (JPEG, Zenoh get within its deadline) and what came back;
-- ``EdgeUploads``: the upload workers; every hard frame ends in a cloud result or a fallback, whatever
-  the cloud sends, and a worker that dies is restarted and reported;
+- ``ask_cloud``: one hard frame to the cloud (JPEG, through the session's one CloudClient, within its
+  deadline) and what came back;
+- ``EdgeUploads``: the upload workers, sharing one CloudClient per Zenoh session (transport.CloudLink);
+  every hard frame ends in a cloud result or a fallback, whatever the cloud sends, and a worker that
+  dies is restarted and reported;
 - ``EdgeCounters`` and ``diagnostic_values``: what /diagnostics shows (frame rate, CUR, cloud state,
   worker restarts).
 """
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
+import zenoh
 
 from laecips_core import imaging, transport, weights
 from laecips_core.classes import NUM_CLASSES
@@ -203,7 +206,7 @@ class EdgeConfig:
             return Path(self.weights_dir).expanduser()
         return Path.home() / ".ros" / "laecips" / self.robot_id / "weights"
 
-    def zenoh(self) -> Any:
+    def zenoh(self) -> zenoh.Config:
         """The zenoh.Config from zenoh_config + zenoh_mode/zenoh_connect (multicast scouting forced off)."""
         return zenoh_from_fields(self.zenoh_config, self.zenoh_mode, connect=self.zenoh_connect)
 
@@ -638,7 +641,7 @@ def check_update(
 
 
 def prepare_update(
-    session: Any,
+    session: zenoh.Session,
     cfg: EdgeConfig,
     announcement: transport.ModelAnnouncement,
     *,
@@ -687,7 +690,7 @@ class CloudAnswer:
         status: "ok", or the fallback reason ("timeout", "unreachable", "error", a cloud status...).
         error: Why there are no labels ("" when ok).
         bytes_sent: JPEG bytes uploaded (0 when nothing was sent).
-        bytes_received: Encoded label bytes received.
+        bytes_received: Reply payload bytes as received (the encoded labels).
         upload_s: Upload share of the network time (Eq. 27), seconds.
         cloud_s: Cloud compute time reported by the cloud (LVM + fusion), seconds.
         download_s: Download share of the network time, seconds.
@@ -704,7 +707,7 @@ class CloudAnswer:
 
 
 def ask_cloud(
-    session: Any,
+    client: transport.CloudClient | None,
     cfg: EdgeConfig,
     *,
     frame_id: int,
@@ -719,7 +722,8 @@ def ask_cloud(
     status says what happened, so the caller publishes f's labels as the fallback.
 
     Args:
-        session: Open Zenoh session, or None (then the answer is "unreachable").
+        client: The session's CloudClient (its querier is reused), or None while no session is open
+            (then the answer is "unreachable").
         cfg: Edge parameters (robot id, M, JPEG quality).
         frame_id: The edge's frame number.
         stamp: Camera stamp (seconds).
@@ -729,7 +733,7 @@ def ask_cloud(
     """
     if remaining_s <= 0.0:
         return CloudAnswer(None, "timeout", "deadline passed while waiting for a free upload slot")
-    if session is None:
+    if client is None:
         return CloudAnswer(None, "unreachable", "no zenoh session")
     try:
         jpeg = imaging.encode_jpeg(rgb, quality=cfg.jpeg_quality)
@@ -743,27 +747,21 @@ def ask_cloud(
             height=int(rgb.shape[0]),
             jpeg=jpeg,
         )
-        client = transport.CloudClient(session, cfg.robot_id, remaining_s)
-        try:
-            sent = time.monotonic()
-            reply = client.infer(request)
-            round_trip = time.monotonic() - sent
-        finally:
-            client.close()
+        sent = time.monotonic()
+        reply = client.infer(request, timeout_s=remaining_s)
+        round_trip = time.monotonic() - sent
     except LaecipsError as err:
         return CloudAnswer(None, "error", f"cannot send frame: {err}")
     except Exception as err:  # never out of an upload worker: the frame falls back with the reason
         return CloudAnswer(None, "error", f"cloud round trip failed: {type(err).__name__}: {err}"[:2000])
     if not reply.ok or reply.labels is None:
         return CloudAnswer(None, reply.status, reply.error, bytes_sent=len(jpeg))
-    labels = np.asarray(reply.labels)
-    down_bytes = len(imaging.encode_labels(labels))
-    upload_s, download_s = split_network(round_trip, float(reply.cloud_s), len(jpeg), down_bytes)
+    upload_s, download_s = split_network(round_trip, float(reply.cloud_s), len(jpeg), reply.payload_bytes)
     return CloudAnswer(
-        labels,
+        np.asarray(reply.labels),
         "ok",
         bytes_sent=len(jpeg),
-        bytes_received=down_bytes,
+        bytes_received=reply.payload_bytes,
         upload_s=upload_s,
         cloud_s=float(reply.cloud_s),
         download_s=download_s,
@@ -819,10 +817,13 @@ class _UploadCall:
         self.answer: CloudAnswer | None = None
         self.done = threading.Event()
 
-    def run(self, session: Any, cfg: EdgeConfig, job: Any, left: float) -> None:
+    def run(self, session: zenoh.Session | None, cfg: EdgeConfig, job: Any, left: float) -> None:
         try:
+            # the session's one client (declared on first use, then reused), got here: a stalled link
+            # must not block the worker
+            client = self._owner.link.client(session, cfg.robot_id, cfg.deadline_s)
             answer = ask_cloud(
-                session,
+                client,
                 cfg,
                 frame_id=job.frame_no,
                 stamp=job.stamp,
@@ -830,7 +831,7 @@ class _UploadCall:
                 rgb=job.rgb,
                 remaining_s=left,
             )
-        except BaseException as err:  # ask_cloud never raises; a bug still must not leak the slot
+        except BaseException as err:  # ask_cloud never raises; a bad client or a bug must not leak the slot
             answer = CloudAnswer(None, "error", f"upload call failed: {type(err).__name__}: {err}"[:2000])
         with self._lock:
             self.answer = answer
@@ -851,7 +852,9 @@ class _UploadCall:
 class EdgeUploads(Generic[J]):
     """The edge's upload workers without ROS: each hard frame ends in exactly one cloud result or fallback.
 
-    At most ``max_in_flight`` frames are with the cloud at once (offload.UploadScheduler, newest wins).
+    At most ``max_in_flight`` frames are with the cloud at once (offload.UploadScheduler, newest wins),
+    all through one CloudClient per Zenoh session (``link``, a transport.CloudLink: one querier declared
+    on first use and reused; a reopened session or a new deadline_s gets a new one; close() undeclares it).
     A frame whose round trip fails in any way -- a timeout, an unreachable cloud, a reply that is
     invalid, not UTF-8 or nested too deep, even a bug -- is handed to ``on_fallback`` with the reason,
     and the worker takes the next frame. A worker thread that dies anyway (``on_fallback`` itself
@@ -861,7 +864,8 @@ class EdgeUploads(Generic[J]):
     Args:
         max_in_flight: Upload workers, i.e. concurrent cloud requests.
         config: Returns the current EdgeConfig (robot id, deadline, JPEG quality; may change at run time).
-        session: Returns the Zenoh session, or None while it is not open yet.
+        session: Returns the Zenoh session, or None while it is not open yet (a new session object, e.g.
+            after a reconnect, gets a new client).
         counters: Where uploads, fallbacks, bytes, errors and worker deaths are counted.
         on_cloud: Publishes a frame's cloud result (job, answer with labels).
         on_fallback: Publishes a frame's edge labels as the fallback (job, status, reason).
@@ -877,7 +881,7 @@ class EdgeUploads(Generic[J]):
         max_in_flight: int,
         *,
         config: Callable[[], EdgeConfig],
-        session: Callable[[], Any],
+        session: Callable[[], zenoh.Session | None],
         counters: EdgeCounters,
         on_cloud: Callable[[J, CloudAnswer], None],
         on_fallback: Callable[[J, str, str], None],
@@ -889,6 +893,7 @@ class EdgeUploads(Generic[J]):
         self._budget = budget
         self._config = config
         self._session = session
+        self.link = transport.CloudLink()
         self._stall_lock = threading.Lock()
         self._stalled = 0  # calls still blocked in the link after their frame fell back
         self._max_stalled = max(1, int(max_in_flight))
@@ -931,8 +936,10 @@ class EdgeUploads(Generic[J]):
         return self._scheduler.health()
 
     def close(self, timeout_s: float) -> list[J]:
-        """Stop the workers (bounded wait); returns the frames never sent."""
-        return self._scheduler.close(timeout_s)
+        """Stop the workers (bounded wait) and undeclare the cloud client; returns the frames never sent."""
+        unsent = self._scheduler.close(timeout_s)
+        self.link.close()
+        return unsent
 
     def fallback(self, job: J, status: str, reason: str) -> None:
         """Count a fallback and hand the frame to on_fallback (also used for frames never sent)."""

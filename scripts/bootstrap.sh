@@ -29,12 +29,13 @@ if [ "$(cat install/laecips_msgs/.laecips-stamp 2>/dev/null)" != "$msgs_stamp" ]
   echo "$msgs_stamp" > install/laecips_msgs/.laecips-stamp
 fi
 
-pkg_stamp=$(stamp_of requirements.txt src/laecips_{core,edge,cloud}/setup.{py,cfg})
+pkg_stamp=$(stamp_of requirements.txt src/laecips_{core,common,edge,cloud}/setup.{py,cfg})
 if [ "$(cat "$venv/.laecips-pkgs" 2>/dev/null)" != "$pkg_stamp" ]; then
-  echo "bootstrap: installing laecips_core, laecips_edge, laecips_cloud (editable)"
+  echo "bootstrap: installing laecips_core, laecips_common, laecips_edge, laecips_cloud (editable)"
   mkdir -p build
   "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
-    -e src/laecips_core -e src/laecips_edge -e src/laecips_cloud >build/pip-editable.log 2>&1 \
+    -e src/laecips_core -e src/laecips_common -e src/laecips_edge -e src/laecips_cloud \
+    >build/pip-editable.log 2>&1 \
     || { cat build/pip-editable.log >&2; echo "bootstrap: installing our packages failed" >&2; exit 1; }
   echo "$pkg_stamp" > "$venv/.laecips-pkgs"
 fi

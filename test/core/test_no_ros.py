@@ -10,7 +10,8 @@ from pathlib import Path
 import laecips_core
 
 PACKAGE = Path(laecips_core.__file__).parent
-ROS_ROOTS = ("rclpy", "rcl_interfaces", "rosidl_runtime_py", "laecips_msgs", "laecips_edge", "laecips_cloud")
+ROS_ROOTS = ("rclpy", "rcl_interfaces", "rosidl_runtime_py", "laecips_msgs")
+ROS_ROOTS += ("laecips_common", "laecips_edge", "laecips_cloud")
 
 
 def _imported_roots(path: Path) -> set[str]:
@@ -29,7 +30,7 @@ def test_no_module_imports_ros() -> None:
     for path in modules:
         roots = _imported_roots(path)
         bad = {r for r in roots if r in ROS_ROOTS or r.endswith("_msgs")}
-        assert not bad, f"{path.name} imports {sorted(bad)}: keep ROS in laecips_edge / laecips_cloud"
+        assert not bad, f"{path.name} imports {sorted(bad)}: keep ROS in laecips_common / _edge / _cloud"
 
 
 def test_every_module_imports_without_ros() -> None:

@@ -111,7 +111,8 @@ def install_tree(request: pytest.FixtureRequest, colcon_venv: Path, tmp_path_fac
 def test_install_tree_has_what_ros2_needs(install_tree: Path) -> None:
     """Executables in lib/<pkg>, ament index markers, package.xml, launch/ and config/ in share/."""
     packages = ament_python_packages()
-    assert {"laecips_core", "laecips_edge", "laecips_cloud", "laecips_bringup"} <= set(packages)
+    ours = {"laecips_core", "laecips_common", "laecips_edge", "laecips_cloud", "laecips_bringup"}
+    assert ours <= set(packages)
     executables = set()
     for name, source in packages.items():
         prefix = install_tree / name
@@ -144,7 +145,7 @@ def test_install_tree_has_what_ros2_needs(install_tree: Path) -> None:
 
 def test_installed_code_runs_from_the_install_tree(install_tree: Path) -> None:
     """The installed `laecips` and `zenoh_router` scripts start and import our modules from install/."""
-    packages = ("laecips_core", "laecips_edge", "laecips_cloud")
+    packages = ("laecips_core", "laecips_common", "laecips_edge", "laecips_cloud")
     site = [str(install_tree / p / "lib" / PY / "site-packages") for p in packages]
     site += [str(install_tree.parent / "build" / p) for p in packages]  # --symlink-install: colcon's hook
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([*site, os.environ.get("PYTHONPATH", "")]))
@@ -153,12 +154,13 @@ def test_installed_code_runs_from_the_install_tree(install_tree: Path) -> None:
                    install_tree, 120, env)  # fmt: skip
         assert f"usage: {exe}" in out
     code = (
-        "import laecips_cloud.router as m, importlib.metadata as md; "
-        "print(m.__file__); print(md.version('laecips_cloud'))"
+        "import laecips_cloud.router as m, laecips_common.node_support as c, importlib.metadata as md; "
+        "print(m.__file__); print(c.__file__); print(md.version('laecips_cloud'))"
     )
-    origin, version = _run([sys.executable, "-c", code], install_tree, 120, env).split()
+    *origins, version = _run([sys.executable, "-c", code], install_tree, 120, env).split()
     assert version == "0.1.0"
-    assert Path(origin).is_relative_to(install_tree.parent), f"imported {origin}, not the colcon build"
+    for origin in origins:  # laecips_common: the node plumbing of both node packages (not laecips_edge)
+        assert Path(origin).is_relative_to(install_tree.parent), f"imported {origin}, not the colcon build"
 
 
 def test_launch_files_resolve_against_the_install_tree(install_tree: Path) -> None:

@@ -6,10 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from laecips_core.cloud_service import CLOUD_PARAMS, CloudConfig, CloudService, RequestEvent
-from laecips_core.fusion import ORDERS
-from laecips_core.params import check_choice, check_ranges
-from laecips_edge.node_support import (
+from laecips_common.node_support import (
     declare_config,
     diagnostic_status,
     publish_diagnostics,
@@ -17,6 +14,9 @@ from laecips_edge.node_support import (
     set_parameters_result,
     stop_service,
 )
+from laecips_core.cloud_service import CLOUD_PARAMS, CloudConfig, CloudService, RequestEvent
+from laecips_core.fusion import ORDERS
+from laecips_core.params import check_choice, check_ranges
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter

@@ -6,8 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from laecips_core.trainer_service import TRAINER_PARAMS, TrainerNodeConfig, TrainerService
-from laecips_edge.node_support import (
+from laecips_common.node_support import (
     declare_config,
     diagnostic_status,
     publish_diagnostics,
@@ -15,6 +14,7 @@ from laecips_edge.node_support import (
     set_parameters_result,
     stop_service,
 )
+from laecips_core.trainer_service import TRAINER_PARAMS, TrainerNodeConfig, TrainerService
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter

@@ -16,6 +16,13 @@ from typing import Any
 import numpy as np
 from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from laecips_common.node_support import (
+    close_session,
+    declare_config,
+    diagnostic_status,
+    publish_diagnostics,
+    run_node,
+)
 from laecips_core.edge_service import (
     EDGE_PARAMS,
     CloudAnswer,
@@ -54,13 +61,6 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
 
 from laecips_core import imaging, transport
-from laecips_edge.node_support import (
-    close_session,
-    declare_config,
-    diagnostic_status,
-    publish_diagnostics,
-    run_node,
-)
 from laecips_msgs.msg import SegmentationResult
 
 NODE_NAME = "edge_node"

@@ -1,0 +1,1 @@
+"""laecips_common: rclpy plumbing shared by the LAECIPS nodes of laecips_edge and laecips_cloud."""

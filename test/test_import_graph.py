@@ -1,0 +1,230 @@
+"""laecips_core's import graph has layers: no cycle, and the runtime services never reach offline code.
+
+Every module of laecips_core is parsed with ast (nothing is imported or executed). An edge A -> B is any
+``import laecips_core.B`` / ``from laecips_core import B`` / ``from laecips_core.B import x`` / relative
+import in A, wherever it stands: at the top, inside a function, or under ``if TYPE_CHECKING:``. Checks on
+what a service "imports" use the transitive closure: a lazy import two modules down still loads the file.
+Implicit loads of a parent package's ``__init__`` (``from laecips_core.pkg.sub import x``) are not edges.
+"""
+
+from __future__ import annotations
+
+import ast
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+CORE = SRC / "laecips_core" / "laecips_core"
+ROOT = "laecips_core"
+
+OFFLINE = frozenset({"training_job", "training", "pretraining", "evaluation", "plots", "data"})
+"""Offline code: the training process, training recipes, pre-training, evaluation, figures, benchmark data."""
+SERVICE_ROOTS = ("edge_service", "offload", "cloud_service", "trainer_service", "transport")
+"""Runtime services (each ``transport`` submodule too, when transport is a package)."""
+ALLOWED = {("trainer_service", "training"): "TrainerConfig and should_train (Algorithm 2) are in training.py"}
+"""(service, offline module) pairs allowed for now, with the reason; training.py may not be edited."""
+EDGE_NODE = SRC / "laecips_edge" / "laecips_edge" / "edge_node.py"
+
+
+def module_name(path: Path) -> str:
+    """Dotted name relative to laecips_core ("" for the package itself, "pkg" for pkg/__init__.py)."""
+    parts = list(path.relative_to(CORE).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+@cache
+def modules() -> dict[str, Path]:
+    """Module name -> source file, for every .py under laecips_core (subpackages included)."""
+    return {module_name(p): p for p in sorted(CORE.rglob("*.py")) if "__pycache__" not in p.parts}
+
+
+def _resolve(dotted: str) -> str | None:
+    """The laecips_core module of an absolute dotted name (its longest existing prefix), or None."""
+    if dotted != ROOT and not dotted.startswith(ROOT + "."):
+        return None
+    parts = dotted.split(".")[1:]
+    while parts and ".".join(parts) not in modules():
+        parts.pop()
+    return ".".join(parts)
+
+
+def _is_package(name: str) -> bool:
+    return modules()[name].name == "__init__.py"
+
+
+def imports_of(tree: ast.AST, name: str | None) -> set[str]:
+    """laecips_core modules that a parsed file imports anywhere in its body.
+
+    Args:
+        tree: The parsed file.
+        name: Its module name inside laecips_core (for relative imports), or None for a file outside it.
+    """
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets: Iterable[str | None] = (_resolve(alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                assert name is not None, "relative import outside laecips_core"
+                package = name.split(".") if name and _is_package(name) else name.split(".")[:-1]
+                package = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+                base = ".".join([ROOT, *[p for p in package if p], *([node.module] if node.module else [])])
+            else:
+                base = node.module or ""
+            resolved = _resolve(base)
+            if resolved is None:
+                continue
+            targets = []
+            for alias in node.names:
+                sub = f"{resolved}.{alias.name}" if resolved else alias.name
+                targets.append(sub if sub in modules() else resolved)
+        else:
+            continue
+        found.update(t for t in targets if t is not None)
+    if name is not None:
+        found.discard(name)
+    return found
+
+
+@cache
+def graph() -> dict[str, frozenset[str]]:
+    """Module -> the laecips_core modules it imports directly."""
+    return {
+        name: frozenset(imports_of(ast.parse(path.read_text(encoding="utf-8"), str(path)), name))
+        for name, path in modules().items()
+    }
+
+
+def closure(roots: Iterable[str]) -> dict[str, list[str]]:
+    """Every module reachable from roots -> one import chain that reaches it (roots included)."""
+    chains = {root: [root] for root in roots}
+    todo = list(chains)
+    while todo:
+        current = todo.pop()
+        for target in sorted(graph()[current]):
+            if target not in chains:
+                chains[target] = [*chains[current], target]
+                todo.append(target)
+    return chains
+
+
+def cycles() -> list[list[str]]:
+    """Strongly connected components with more than one module, or a module importing itself (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph()[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1 or node in graph()[node]:
+                found.append(sorted(component))
+
+    for node in sorted(graph()):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def services() -> list[str]:
+    """The service modules present in this tree (transport as a module or every module of the package)."""
+    return sorted(
+        name for name in modules() if name in SERVICE_ROOTS or name.split(".")[0] == "transport"
+    )
+
+
+def _chain(chain: list[str]) -> str:
+    return " -> ".join(f"{ROOT}.{m}" if m else ROOT for m in chain)
+
+
+# -------------------------------------------------------------------------------------------- tests
+
+
+def test_the_parser_sees_every_import_form() -> None:
+    """Absolute, from-package, submodule, relative, lazy and TYPE_CHECKING imports all become edges."""
+    source = (
+        "import laecips_core.errors\n"
+        "from laecips_core import weights, __version__\n"
+        "from laecips_core.models import preprocess\n"
+        "from . import fusion\n"
+        "from .metrics import auroc\n"
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from laecips_core.evaluation import Panel\n"
+        "def f():\n"
+        "    import laecips_core\n"
+        "    from laecips_core.data import CLASSES\n"
+        "import numpy\n"
+    )
+    found = imports_of(ast.parse(source), "imaging")
+    assert found == {"errors", "weights", "", "models", "fusion", "metrics", "evaluation", "data"}
+    assert {"errors", "weights", "models", "evaluation", "data", "plots"} <= set(graph())
+
+
+def test_no_import_cycle() -> None:
+    """No two laecips_core modules import each other, directly or through others (lazy imports included)."""
+    assert cycles() == [], "import cycles (break each one: move the shared piece down a layer)"
+
+
+def test_services_never_reach_offline_code() -> None:
+    """Edge, offload, cloud, trainer and transport code never loads training, evaluation, plots or data."""
+    names = services()
+    assert {"edge_service", "offload", "cloud_service", "trainer_service"} <= set(names)
+    assert any(n.split(".")[0] == "transport" for n in names)
+    bad = []
+    for service in names:
+        for module, chain in closure([service]).items():
+            if module in OFFLINE and (service.split(".")[0], module) not in ALLOWED:
+                bad.append(_chain(chain))
+    assert not bad, "services import offline modules:\n" + "\n".join(bad)
+
+
+def test_the_edge_runtime_does_not_import_the_benchmark_generator() -> None:
+    """The edge service, offload and the ROS edge node never load data.py (the 1,600-line generator)."""
+    node = imports_of(ast.parse(EDGE_NODE.read_text(encoding="utf-8")), None)
+    assert "edge_service" in node
+    chains = closure({"edge_service", "offload", *node})
+    assert "data" not in chains, f"the edge loads data.py: {_chain(chains.get('data', []))}"
+
+
+def test_trainer_service_does_not_import_cloud_service() -> None:
+    """The trainer and the cloud are separate processes: neither service imports the other."""
+    trainer, cloud = closure(["trainer_service"]), closure(["cloud_service"])
+    assert "cloud_service" not in trainer, _chain(trainer["cloud_service"])
+    assert "trainer_service" not in cloud, _chain(cloud["trainer_service"])
+
+
+def test_laecips_cloud_does_not_depend_on_laecips_edge() -> None:
+    """The cloud package needs no edge package: not in package.xml, not in its Python imports."""
+    package = SRC / "laecips_cloud"
+    root = ET.parse(package / "package.xml").getroot()
+    depends = {e.text.strip() for e in root if e.tag.endswith("depend") and e.text}
+    assert "laecips_edge" not in depends, "laecips_cloud/package.xml depends on laecips_edge"
+    for path in sorted((package / "laecips_cloud").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            bad = [n for n in names if n.split(".")[0] == "laecips_edge"]
+            assert not bad, f"{path.name} imports {bad}: take node plumbing from laecips_common"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -83,7 +84,10 @@ def test_core_installs_alone_and_every_module_imports(tmp_path: Path) -> None:
     work = tmp_path / "work"  # cwd: not the checkout, so nothing imports from the source tree
     work.mkdir()
 
-    _pip(python, str(CORE), cwd=work)
+    # Install from a copy: setuptools builds in the source folder, and a stale build/ would leak into it.
+    ignore = shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    core = Path(shutil.copytree(CORE, tmp_path / "laecips_core", ignore=ignore))
+    _pip(python, str(core), cwd=work)
     first_of_each = [modules[0] for modules in EXTRA_MODULES.values()]
     init, ok, failed = _import_all(python, work, first_of_each)
     assert init.is_relative_to(venv), f"laecips_core came from {init}, not the fresh venv"
@@ -92,6 +96,6 @@ def test_core_installs_alone_and_every_module_imports(tmp_path: Path) -> None:
     assert set(failed) == set(first_of_each), f"without extras these failed: {failed}"
     assert len(ok) > 20 and "laecips_core.cli" in ok, ok
 
-    _pip(python, f"{CORE}[all]", cwd=work)
+    _pip(python, f"{core}[all]", cwd=work)
     _, ok, failed = _import_all(python, work, [m for modules in EXTRA_MODULES.values() for m in modules])
     assert not failed, f"modules that fail to import with [all]: {failed}"

@@ -198,3 +198,31 @@ def test_core_setup_declares_every_import_in_ranges_that_admit_the_tested_pins()
             f"laecips_core imports {module}: declare {PYPI_NAME[module]} in setup.py (requires or extras)"
         )
     assert set(extras) >= {"sam", "onnx", "eval"}, extras
+
+
+
+def _setup_keyword(setup_py: Path, keyword: str) -> ast.expr | None:
+    """The expression passed as ``keyword=`` to setup() in a setup.py, or None."""
+    for node in ast.walk(ast.parse(setup_py.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "setup":
+            return next((k.value for k in node.keywords if k.arg == keyword), None)
+    return None
+
+
+def test_every_python_package_ships_py_typed() -> None:
+    """PEP 561: each package has py.typed and declares it as package data, not zip-safe.
+
+    Recent setuptools (69+) adds py.typed by itself, but colcon builds with apt's 59.6 (Humble) and
+    68.1 (Jazzy), which install only what package_data names.
+    """
+    names = [name for name in _python_packages() if (SRC / name / name / "__init__.py").is_file()]
+    assert {"laecips_core", "laecips_edge", "laecips_cloud"} <= set(names)
+    for name in names:
+        setup_py = SRC / name / "setup.py"
+        assert (SRC / name / name / "py.typed").is_file(), f"add an empty src/{name}/{name}/py.typed"
+        data = _setup_keyword(setup_py, "package_data")
+        assert data is not None and "py.typed" in ast.unparse(data), (
+            f"src/{name}/setup.py: add package_data={{PACKAGE: ['py.typed']}}"
+        )
+        zip_safe = _setup_keyword(setup_py, "zip_safe")
+        assert isinstance(zip_safe, ast.Constant) and zip_safe.value is False, f"{setup_py}: zip_safe=False"

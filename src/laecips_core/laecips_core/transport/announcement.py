@@ -28,6 +28,12 @@ from laecips_core.transport.wire import (
     parse_header,
 )
 
+__all__ = [
+    "ModelAnnouncement",
+    "sign_announcement",
+    "verify_announcement",
+]
+
 _SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
 
 

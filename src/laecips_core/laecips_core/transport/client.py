@@ -28,6 +28,13 @@ from laecips_core.transport.wire import (
     InferRequest,
 )
 
+__all__ = [
+    "SILENT_FRACTION",
+    "CloudClient",
+    "CloudLink",
+    "error_text",
+]
+
 SILENT_FRACTION: Final = 0.9
 """A get() that ends with no reply after this share of its timeout was a silent cloud (timeout), not none."""
 

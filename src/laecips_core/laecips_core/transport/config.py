@@ -18,6 +18,14 @@ import zenoh
 
 from laecips_core.errors import ConfigError
 
+__all__ = [
+    "config_endpoints",
+    "find_config",
+    "load_zenoh_config",
+    "open_session",
+    "wait_until",
+]
+
 _ENDPOINT_RE: Final = re.compile(r"[a-z0-9]+/\S+")
 _MODES: Final = ("peer", "client", "router")
 # Config entries holding file paths: resolved against the json5 file's folder when relative.

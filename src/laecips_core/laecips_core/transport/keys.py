@@ -9,6 +9,13 @@ import numpy as np
 
 from laecips_core.errors import ConfigError
 
+__all__ = [
+    "infer_key",
+    "update_key",
+    "validate_robot_id",
+    "weights_key",
+]
+
 _ROBOT_ID_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 

@@ -8,7 +8,6 @@ verify it into their weight store (fetch_into_store).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import threading
 from collections.abc import Callable
@@ -23,6 +22,16 @@ from laecips_core.transport.announcement import ModelAnnouncement, verify_announ
 from laecips_core.transport.client import error_text, zbytes
 from laecips_core.transport.keys import update_key, validate_robot_id, weights_key
 from laecips_core.transport.wire import MAX_ERROR_CHARS, WIRE_VERSION, header_int, parse_header
+
+__all__ = [
+    "DEFAULT_MAX_BUNDLE_BYTES",
+    "AnnouncementListener",
+    "ModelPublication",
+    "fetch_into_store",
+    "fetch_weights",
+    "publish_model",
+    "query_latest_announcement",
+]
 
 DEFAULT_MAX_BUNDLE_BYTES: Final = 512 * 1024 * 1024
 """Largest weights bundle fetch_weights accepts by default (bytes)."""
@@ -46,10 +55,6 @@ class ModelPublication:
             except zenoh.ZError:
                 pass
         self._queryables = []
-
-
-def _sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def publish_model(
@@ -82,7 +87,7 @@ def publish_model(
     """
     key = weights_key(robot_id, version)
     data = bytes(bundle_bytes)
-    digest = _sha256_hex(data)
+    digest = weights.sha256_bytes(data)
     if announcement.version != version:
         raise WeightsError(
             f"announcement says version {announcement.version} but the bundle is version {version}"
@@ -215,7 +220,7 @@ def fetch_weights(
                 f"announcement uri {uri!r} is not {'zenoh:' + key!r}; refusing to fetch elsewhere"
             )
         data = _fetch_over_zenoh(session, key, announcement, timeout_s, max_bytes)
-    digest = _sha256_hex(data)
+    digest = weights.sha256_bytes(data)
     if digest != announcement.sha256:
         raise WeightsError(
             f"bundle v{announcement.version} sha256 {digest[:12]}... does not match the announced "

@@ -24,6 +24,24 @@ from laecips_core.imaging import (
 )
 from laecips_core.transport.keys import validate_robot_id
 
+__all__ = [
+    "CLIENT_STATUSES",
+    "DEFAULT_MAX_REQUEST_BYTES",
+    "MAX_ATTACHMENT_BYTES",
+    "MAX_ERROR_CHARS",
+    "MAX_MODEL_VERSION",
+    "MAX_NUM_CLASSES",
+    "STATUS_ERROR",
+    "STATUS_INVALID",
+    "STATUS_OK",
+    "STATUS_TIMEOUT",
+    "STATUS_UNREACHABLE",
+    "WIRE_STATUSES",
+    "WIRE_VERSION",
+    "InferReply",
+    "InferRequest",
+]
+
 WIRE_VERSION: Final = 1
 """Version of the JSON header carried in the Zenoh attachment (docs/design.md, "Wire format")."""
 DEFAULT_MAX_REQUEST_BYTES: Final = 8 * 1024 * 1024

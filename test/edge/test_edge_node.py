@@ -378,8 +378,12 @@ def test_model_updates_verified_swapped_and_operator_rollback(tmp_path: Path, ro
             assert not refused.successful and "set by the node" in refused.reason
             garbage = tmp_path / "garbage.safetensors"
             garbage.write_bytes(b"not a bundle at all")
-            refused = peer.set_parameter("edge_model.path", str(garbage))
-            assert not refused.successful and "refused" in refused.reason and "safetensors" in refused.reason
+            queued = peer.set_parameter("edge_model.path", str(garbage))  # checks pass; the worker refuses it
+            assert queued.successful, queued.reason
+            marker = f"edge_model.path {garbage} refused"
+            assert wait_for(lambda: marker in edge.log(), 30), edge.log()[-3000:]
+            assert "safetensors" in edge.log().split(marker)[1][:400]
+            assert wait_for(lambda: peer.get_parameter("edge_model.path") == str(stored), 10)
             missing = peer.set_parameter("edge_model.path", str(tmp_path / "nope.safetensors"))
             assert not missing.successful and "cannot read" in missing.reason
             assert (mono8(peer.results_for(_send(peer, pub, 3))[0].labels) == 5).all()

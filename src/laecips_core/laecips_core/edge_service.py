@@ -8,6 +8,9 @@ callback, threads); everything here is plain Python so it is tested and reused w
   new instances of f and h from it; ``ModelSlot`` swaps it in between frames (Algorithm 2's update);
 - ``check_update`` / ``prepare_update``: which announced versions to take (versions only go up) and
   fetching + verifying one into the weight store and a ready-to-swap candidate;
+- ``check_operator_path`` / ``OperatorLoad`` / ``prepare_request``: an operator's runtime edge_model.path
+  is only checked on the parameter callback, then verified and loaded by the same update worker (and
+  swapped the same way) as an announced update;
 - ``ask_cloud``: one hard frame to the cloud (JPEG, through the session's one CloudClient, within its
   deadline) and what came back;
 - ``EdgeUploads``: the upload workers, sharing one CloudClient per Zenoh session (transport.CloudLink);
@@ -20,6 +23,7 @@ callback, threads); everything here is plain Python so it is tested and reused w
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -676,6 +680,88 @@ def prepare_update(
         expected_sha256=announcement.sha256,
         expected_version=announcement.version,
     )
+
+
+@dataclass(frozen=True)
+class OperatorLoad:
+    """An operator set edge_model.path at run time: a local bundle for the update worker to load.
+
+    Verified like any bundle (load_candidate: sha256, signature, architecture, M); its version may be
+    lower than the running one (a rollback is the operator's explicit choice).
+
+    Attributes:
+        path: The bundle file (checked by check_operator_path).
+    """
+
+    path: str
+
+
+UpdateRequest = transport.ModelAnnouncement | OperatorLoad
+"""What the edge's update worker takes: an announced update or an operator's bundle file."""
+
+
+def check_operator_path(cfg: EdgeConfig, value: object) -> str:
+    """The cheap checks of an edge_model.path set at run time; nothing is read but file metadata.
+
+    Run on the parameter callback (the executor thread): the bundle itself is verified and loaded by
+    the update worker (prepare_request), so camera callbacks never wait on it.
+
+    Args:
+        cfg: The running edge parameters (a trusted key requires a ``.sig`` beside the file).
+        value: The new parameter value.
+
+    Returns:
+        The path, ``~`` expanded.
+
+    Raises:
+        ConfigError: not a string, empty, not a ``.safetensors`` file, cannot read it, or no ``.sig``
+            while trusted_public_key is set; the message says what to give instead.
+    """
+    if not isinstance(value, str):
+        raise ConfigError(f"edge_model.path must be a string (a bundle file), got {type(value).__name__}")
+    if not value:
+        raise ConfigError("edge_model.path cannot be emptied: give a bundle file to load")
+    path = Path(value).expanduser()
+    if path.suffix != ".safetensors":
+        raise ConfigError(f"edge_model.path {value!r} is not a .safetensors bundle: give one")
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise ConfigError(f"edge_model.path {value!r}: cannot read it (no such readable file)")
+    signature = Path(f"{path}{weights.SIGNATURE_SUFFIX}")
+    if cfg.trusted_public_key and not signature.is_file():
+        raise ConfigError(
+            f"edge_model.path {value!r} has no signature file {signature} and trusted_public_key is set: "
+            "load a signed bundle (the node keeps one .sig per received version)"
+        )
+    return str(path)
+
+
+def prepare_request(
+    session: zenoh.Session | None, cfg: EdgeConfig, slot: ModelSlot, request: UpdateRequest
+) -> ModelCandidate | None:
+    """The update worker's step for one request: a verified candidate to offer to the slot.
+
+    Args:
+        session: The Zenoh session announced bundles are fetched over (None: not open yet).
+        cfg: Edge parameters.
+        slot: The running model and its pending successor (versions of announcements only go up).
+        request: An announcement (check_update, then prepare_update) or an OperatorLoad (load_candidate).
+
+    Returns:
+        The candidate, or None for an announcement of the version already running or waiting.
+
+    Raises:
+        WeightsError: refused (see check_update, prepare_update, load_candidate) or no session yet.
+    """
+    if isinstance(request, OperatorLoad):
+        return load_candidate(cfg, request.path, origin="operator")
+    if not check_update(request, slot):
+        return None
+    if session is None:
+        raise WeightsError(
+            f"no Zenoh session yet to fetch v{request.version}; the latest announcement is asked for "
+            "once it opens"
+        )
+    return prepare_update(session, cfg, request)
 
 
 # ----------------------------------------------------------------------------------------- cloud

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import zenoh
 from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from laecips_common.node_support import (
@@ -22,6 +23,7 @@ from laecips_common.node_support import (
     diagnostic_status,
     publish_diagnostics,
     run_node,
+    set_parameters_result,
 )
 from laecips_core.edge_service import (
     EDGE_PARAMS,
@@ -30,14 +32,16 @@ from laecips_core.edge_service import (
     EdgeCounters,
     EdgeUploads,
     ModelSlot,
-    check_update,
+    OperatorLoad,
+    UpdateRequest,
+    check_operator_path,
     class_names_for,
     class_summary,
     classes_json,
     diagnostic_values,
     load_candidate,
     parse_palette,
-    prepare_update,
+    prepare_request,
     resolve_defaults,
     robot_id_from_namespace,
     untrained_candidate,
@@ -45,7 +49,6 @@ from laecips_core.edge_service import (
 from laecips_core.errors import ConfigError, ImageError, LaecipsError
 from laecips_core.mining import TrackingDelta
 from laecips_core.offload import LatestQueue, UploadBudget, tracked_upload_decision, upload_decision
-from laecips_core.params import field_changes
 from laecips_core.supervision import Supervisor
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
@@ -147,8 +150,8 @@ class EdgeNode(Node):
         self._internal = threading.local()
         self._counters = EdgeCounters()
         self._stop = threading.Event()
-        self._session: Any = None
-        self._listener: Any = None
+        self._session: zenoh.Session | None = None
+        self._listener: transport.AnnouncementListener | None = None
         self._uploads: EdgeUploads[_Job] | None = None
         self._supervisor = Supervisor("laecips", on_death=self._on_worker_death)
         self._rng = random.Random()
@@ -210,7 +213,7 @@ class EdgeNode(Node):
 
         # Zenoh: one session for cloud requests and model updates, opened by a worker (retries).
         zconf = cfg.zenoh()
-        self._updates: LatestQueue[transport.ModelAnnouncement] = LatestQueue(4)
+        self._updates: LatestQueue[UpdateRequest] = LatestQueue(4)  # announcements and operator files
         self._uploads = EdgeUploads(
             cfg.max_in_flight,
             config=lambda: self._cfg,
@@ -264,39 +267,32 @@ class EdgeNode(Node):
             self._internal.active = False
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        """The one runtime-change hook: validates, loads edge_model.path, refuses edge_model.version."""
+        """The one runtime-change hook (executor thread): checks only, through the shared helper.
+
+        A new edge_model.path is checked cheaply (check_operator_path) and handed to the update worker,
+        which verifies, loads and offers it like an announced update; the parameter then follows the
+        running model (set back if the worker refuses the file). edge_model.version is refused.
+        """
         if getattr(self._internal, "active", False):
             return SetParametersResult(successful=True)
-        items = [(param.name, param.value) for param in params]
-        if any(name == "edge_model.version" for name, _ in items):
-            return SetParametersResult(
-                successful=False,
-                reason="edge_model.version is set by the node when it loads weights; "
-                "set edge_model.path to load a bundle file instead",
+        return set_parameters_result(params, EDGE_PARAMS, self._reconfigure)
+
+    def _reconfigure(self, changes: dict[str, Any]) -> None:
+        """Validate and adopt runtime changes (raises ConfigError to refuse them all)."""
+        if "edge_model_version" in changes:
+            raise ConfigError(
+                "edge_model.version is set by the node when it loads weights; "
+                "set edge_model.path to load a bundle file instead"
             )
-        new_path = next((str(value or "") for name, value in items if name == "edge_model.path"), None)
-        try:
-            changes = field_changes([item for item in items if item[0] != "edge_model.path"], EDGE_PARAMS)
-            new_cfg = replace(self._cfg, **changes).validate()
-        except (ConfigError, TypeError) as err:
-            return SetParametersResult(successful=False, reason=str(err))
-        if new_path is not None:
-            if not new_path:
-                return SetParametersResult(
-                    successful=False, reason="edge_model.path cannot be emptied: give a bundle file to load"
-                )
-            try:
-                candidate = load_candidate(self._cfg, new_path, origin="operator")
-            except LaecipsError as err:
-                self._count(updates_refused=1, error=f"operator bundle {new_path} refused: {err}")
-                self.get_logger().warning(f"edge_model.path {new_path} refused: {err}")
-                return SetParametersResult(successful=False, reason=f"refused {new_path}: {err}")
-            self._models.offer(candidate)
-            new_cfg = replace(new_cfg, edge_model_path=new_path)
+        new_path = changes.pop("edge_model_path", None)
+        new_cfg = replace(self._cfg, **changes).validate()
+        load = OperatorLoad(check_operator_path(new_cfg, new_path)) if new_path is not None else None
         if new_cfg.palette != self._cfg.palette:
             self._palette = parse_palette(new_cfg.palette, new_cfg.num_classes)
         self._cfg = new_cfg
-        return SetParametersResult(successful=True)
+        if load is not None:
+            self.get_logger().info(f"edge_model.path {load.path}: queued for verification and loading")
+            self._enqueue_update(load)
 
     # ------------------------------------------------------------------------------------- models
 
@@ -307,7 +303,7 @@ class EdgeNode(Node):
         if candidate is None:
             return
         values: dict[str, Any] = {"edge_model.version": candidate.version}
-        if candidate.origin == "update":
+        if candidate.path:  # an update or an operator's file: the parameter names the running bundle
             values["edge_model.path"] = candidate.path
             self._cfg = replace(
                 self._cfg, edge_model_path=candidate.path, edge_model_version=candidate.version
@@ -518,35 +514,53 @@ class EdgeNode(Node):
             session, cfg.robot_id, timeout_s=1.0, public_key=cfg.trusted_public_key or None
         )
         if latest is not None:
-            self._updates.put(latest)
+            self._enqueue_update(latest)
 
     def _on_announcement(self, robot_id: str, announcement: transport.ModelAnnouncement) -> None:
         """Zenoh thread: enqueue only."""
-        self._updates.put(announcement)
+        self._enqueue_update(announcement)
+
+    def _enqueue_update(self, request: UpdateRequest) -> None:
+        """Hand an announcement or an operator's file to the update worker (newest wins when it is busy)."""
+        dropped = self._updates.put(request)
+        if dropped is not None:
+            self._update_refused(dropped, "dropped: newer update requests came while the worker was busy")
 
     def _update_loop(self) -> None:
-        """Worker: fetch, verify and prepare announced bundles (the swap happens between frames)."""
+        """Worker: verify and load announced bundles and operators' files (swapped in between frames)."""
         while not self._stop.is_set():
-            announcement = self._updates.get(0.2)
-            if announcement is None:
+            request = self._updates.get(0.2)
+            if request is None:
                 continue
             try:
-                self._apply_announcement(announcement)
+                self._apply_update(request)
             except LaecipsError as err:
-                self._count(updates_refused=1, error=f"update v{announcement.version} refused: {err}")
-                self.get_logger().error(f"model update v{announcement.version} refused: {err}")
+                self._update_refused(request, f"refused: {err}")
             except Exception as err:  # keep serving frames with the old model whatever happens
-                reason = f"{type(err).__name__}: {err}"
-                self._count(updates_refused=1, error=f"update v{announcement.version} failed: {reason}")
-                self.get_logger().error(f"model update v{announcement.version} failed: {reason}")
+                self._update_refused(request, f"failed: {type(err).__name__}: {err}")
 
-    def _apply_announcement(self, ann: transport.ModelAnnouncement) -> None:
-        """Fetch and verify one announced version (edge_service.prepare_update) and offer it to the slot."""
-        if not check_update(ann, self._models):
-            self.get_logger().info(f"ignoring model update v{ann.version}: it is already loaded")
+    def _apply_update(self, request: UpdateRequest) -> None:
+        """Fetch (announcements) and verify one request (edge_service.prepare_request); offer it."""
+        if isinstance(request, transport.ModelAnnouncement):
+            self.get_logger().info(
+                f"model update v{request.version} announced (sha256 {request.sha256[:12]}), fetching"
+            )
+        candidate = prepare_request(self._session, self._cfg, self._models, request)
+        if candidate is None:
+            self.get_logger().info(f"ignoring model update v{request.version}: it is already loaded")
             return
-        self.get_logger().info(f"model update v{ann.version} announced (sha256 {ann.sha256[:12]}), fetching")
-        self._models.offer(prepare_update(self._session, self._cfg, ann))
+        self._models.offer(candidate)
+
+    def _update_refused(self, request: UpdateRequest, why: str) -> None:
+        """Count and log a refused request; a refused operator file sets edge_model.path back."""
+        if isinstance(request, OperatorLoad):
+            self._count(updates_refused=1, error=f"operator bundle {request.path} {why}")
+            self.get_logger().error(f"edge_model.path {request.path} {why}")
+            running = self._models.newest().path or self._cfg.edge_model_path
+            self._set_internal({"edge_model.path": running})
+            return
+        self._count(updates_refused=1, error=f"update v{request.version} {why}")
+        self.get_logger().error(f"model update v{request.version} {why}")
 
     # -------------------------------------------------------------------------------- diagnostics
 

@@ -17,10 +17,13 @@ from laecips_core.edge_service import (
     EdgeCounters,
     EdgeUploads,
     ModelSlot,
+    OperatorLoad,
     ask_cloud,
+    check_operator_path,
     check_update,
     diagnostic_values,
     load_candidate,
+    prepare_request,
     untrained_candidate,
 )
 from laecips_core.errors import ConfigError, WeightsError
@@ -462,6 +465,38 @@ def test_check_update_lets_versions_only_go_up(tmp_path: Path):
     with pytest.raises(WeightsError, match="older than v3"):
         check_update(announced(2, "c" * 64), slot)
     assert check_update(announced(2, "c" * 64), slot, allow_rollback=True) is True
+
+
+def test_operator_paths_are_checked_cheaply_and_loaded_like_updates(tmp_path: Path):
+    """check_operator_path reads no bundle; prepare_request loads an OperatorLoad (rollback allowed) and
+    skips a repeated announcement, refusing to fetch without a session."""
+    v3 = _bundle(tmp_path / "v3.safetensors", 3, label=1)
+    v1 = _bundle(tmp_path / "v1.safetensors", 1, label=2)
+    other = tmp_path / "weights.bin"
+    other.write_bytes(b"x")
+    cfg = _cfg()
+    bad = [(7, "must be a string"), ("", "cannot be emptied"), (str(other), "not a .safetensors"),
+           (str(tmp_path / "nope.safetensors"), "cannot read")]  # fmt: skip
+    for value, match in bad:
+        with pytest.raises(ConfigError, match=match):
+            check_operator_path(cfg, value)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"not a bundle")
+    assert check_operator_path(cfg, str(garbage)) == str(garbage)  # only the worker reads it
+    priv, pub = weights.generate_keypair(tmp_path / "keys")
+    with pytest.raises(ConfigError, match="no signature file"):
+        check_operator_path(replace(cfg, trusted_public_key=str(pub)), str(v1))
+
+    slot = ModelSlot(load_candidate(cfg, v3, origin="start"))
+    rollback = prepare_request(None, cfg, slot, OperatorLoad(str(v1)))
+    assert rollback is not None and rollback.version == 1 and rollback.origin == "operator"
+    with pytest.raises(WeightsError):
+        prepare_request(None, cfg, slot, OperatorLoad(str(garbage)))
+    running = transport.ModelAnnouncement(3, slot.current.sha256, "", "t", "", "tiny_fcn", M, 1.0)
+    assert prepare_request(None, cfg, slot, running) is None
+    newer = transport.ModelAnnouncement(4, "a" * 64, "", "t", "", "tiny_fcn", M, 1.0)
+    with pytest.raises(WeightsError, match="no Zenoh session"):
+        prepare_request(None, cfg, slot, newer)
 
 
 def test_defaults_follow_the_namespace_and_the_bundle(tmp_path: Path):

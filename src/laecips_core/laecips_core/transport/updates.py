@@ -43,7 +43,7 @@ class ModelPublication:
     Keep it while the version may still be fetched; close() undeclares both.
     """
 
-    def __init__(self, announcement: ModelAnnouncement, queryables: list[zenoh.Queryable]) -> None:
+    def __init__(self, announcement: ModelAnnouncement, queryables: list[zenoh.Queryable[None]]) -> None:
         self.announcement = announcement
         self._queryables = queryables
 

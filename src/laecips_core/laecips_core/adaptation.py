@@ -544,8 +544,9 @@ class ContinualTrainer:
                 return self._finish(f, h, report, t0, accepted=False)
             validation = None
             if self.validation is not None:
-                images, labels = self.validation
-                validation = (resize_images(images, cfg.input_size), resize_labels(labels, cfg.input_size))
+                val_images, val_labels = self.validation
+                size = cfg.input_size
+                validation = (resize_images(val_images, size), resize_labels(val_labels, size))
             gate = gate_update(f, new_f, held, cfg, validation=validation)
             key = str(report["metric"])
             report["gate"] = gate.details

@@ -59,7 +59,7 @@ class TorchBackend:
         """(B,3,H,W) float32 -> (B,M,H,W) float32 logits (numpy, on the CPU)."""
         x = torch.from_numpy(_check_batch(batch)).to(self.device)
         with torch.inference_mode():
-            out = self.model(x)
+            out: torch.Tensor = self.model(x)
         return out.float().cpu().numpy()
 
 

@@ -263,19 +263,9 @@ def write_frames_bag(
     return path
 
 
-def _image_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    """sensor_msgs/Image keyword arguments (no header) from an imaging ``*_to_ros_fields`` dict."""
-    data = fields["data"]
-    if not isinstance(data, np.ndarray):
-        data = np.frombuffer(bytes(data), dtype=np.uint8)
-    return {
-        "height": int(fields["height"]),
-        "width": int(fields["width"]),
-        "encoding": str(fields["encoding"]),
-        "is_bigendian": int(fields.get("is_bigendian", 0)),
-        "step": int(fields["step"]),
-        "data": np.ascontiguousarray(data, dtype=np.uint8).reshape(-1),
-    }
+def _image_fields(fields: imaging.RosImageFields) -> dict[str, Any]:
+    """rosbags sensor_msgs/Image keyword arguments (no header): the fields with data as a uint8 array."""
+    return {**fields, "data": np.frombuffer(fields["data"], dtype=np.uint8)}
 
 
 def write_benchmark_bag(

@@ -1550,7 +1550,7 @@ def build_results(
         },
         "timing": {},
     }
-    return _clean(results)
+    return cast(dict[str, Any], _clean(results))
 
 
 def _config_dict(cfg: EvalConfig) -> dict[str, Any]:

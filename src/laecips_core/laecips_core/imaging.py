@@ -5,10 +5,10 @@ from __future__ import annotations
 import colorsys
 import math
 import struct
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict
 
 import numpy as np
-import simplejpeg  # type: ignore[import-untyped]
+import simplejpeg
 import zstandard
 
 from laecips_core.errors import ImageError, WireFormatError
@@ -194,7 +194,27 @@ def _check_rgb(rgb: np.ndarray, name: str = "rgb") -> np.ndarray:
     return rgb
 
 
-def rgb_to_ros_fields(rgb: np.ndarray, encoding: str = "rgb8") -> dict[str, Any]:
+class RosImageFields(TypedDict):
+    """sensor_msgs/Image fields without the header: ``Image(header=header, **fields)``.
+
+    Attributes:
+        height: Rows (pixels).
+        width: Columns (pixels).
+        encoding: ROS image encoding (rgb8, bgr8, rgba8, bgra8, mono8, mono16).
+        is_bigendian: Always 0 (mono16 is little-endian).
+        step: Bytes per row.
+        data: ``height * step`` bytes, row-major.
+    """
+
+    height: int
+    width: int
+    encoding: str
+    is_bigendian: int
+    step: int
+    data: bytes
+
+
+def rgb_to_ros_fields(rgb: np.ndarray, encoding: str = "rgb8") -> RosImageFields:
     """sensor_msgs/Image fields for an RGB array.
 
     Args:
@@ -202,7 +222,7 @@ def rgb_to_ros_fields(rgb: np.ndarray, encoding: str = "rgb8") -> dict[str, Any]
         encoding: rgb8, bgr8, rgba8, bgra8 (alpha 255) or mono8 (BT.601 luma).
 
     Returns:
-        dict(height, width, encoding, is_bigendian=0, step, data: bytes) ready for Image(**fields).
+        The fields (RosImageFields: height, width, encoding, is_bigendian=0, step, data: bytes).
 
     Raises:
         ImageError: When rgb is not (H, W, 3) uint8 or the encoding is not one of those above.
@@ -237,7 +257,7 @@ def _check_labels(labels: np.ndarray) -> np.ndarray:
     return labels
 
 
-def labels_to_ros_fields(labels: np.ndarray, num_classes: int | None = None) -> dict[str, Any]:
+def labels_to_ros_fields(labels: np.ndarray, num_classes: int | None = None) -> RosImageFields:
     """sensor_msgs/Image fields for a label map: mono8 when M <= 255, else mono16 (little-endian).
 
     Args:
@@ -245,7 +265,7 @@ def labels_to_ros_fields(labels: np.ndarray, num_classes: int | None = None) -> 
         num_classes: M; when None, mono8 is used if every value fits in 8 bits.
 
     Returns:
-        dict(height, width, encoding, is_bigendian=0, step, data: bytes).
+        The fields (RosImageFields: height, width, encoding, is_bigendian=0, step, data: bytes).
 
     Raises:
         ImageError: When labels are not a 2-D integer array or hold values outside [0, 65535].
@@ -326,7 +346,8 @@ def decode_jpeg(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     try:
         height, width, _, _ = simplejpeg.decode_jpeg_header(data)
         _check_size(int(height), int(width), max_pixels)
-        return simplejpeg.decode_jpeg(data, colorspace="RGB")
+        rgb: np.ndarray = simplejpeg.decode_jpeg(data, colorspace="RGB")
+        return rgb
     except ValueError as err:
         if isinstance(err, ImageError):
             raise
@@ -520,8 +541,9 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     x0, x1, fx = axis(width, rgb.shape[1])
     src = rgb.astype(np.float32)
     top = src[y0] * (1 - fy)[:, None, None] + src[y1] * fy[:, None, None]
-    out = top[:, x0] * (1 - fx)[None, :, None] + top[:, x1] * fx[None, :, None]
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    out: np.ndarray = top[:, x0] * (1 - fx)[None, :, None] + top[:, x1] * fx[None, :, None]
+    resized: np.ndarray = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return resized
 
 
 def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -542,7 +564,8 @@ def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     xs = np.minimum(
         ((np.arange(width) + 0.5) * (labels.shape[1] / width)).astype(np.intp), labels.shape[1] - 1
     )
-    return labels[ys[:, None], xs[None, :]]
+    resized: np.ndarray = labels[ys[:, None], xs[None, :]]
+    return resized
 
 
 def palette(num_classes: int, seed: int = 0) -> np.ndarray:
@@ -597,7 +620,7 @@ def colorize(labels: np.ndarray, colours: np.ndarray, ignore_index: int | None =
         raise ImageError(
             f"labels span [{lo}, {hi}] but the palette has {len(colours)} colours; pass palette(M)"
         )
-    out = colours[index]
+    out: np.ndarray = colours[index]
     if ignore is not None:
         out[ignore] = 0
     return out

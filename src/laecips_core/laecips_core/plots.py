@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -275,7 +275,7 @@ def write_all(
         out: Folder for the PNGs.
         progress: show a tqdm bar.
     """
-    jobs = [
+    jobs: list[tuple[str, Callable[[Path], Path]]] = [
         (
             "fig5_class_frequency.png",
             lambda p: plot_class_frequency(

@@ -128,7 +128,7 @@ class EdgePredictor:
         self.threads = threads
         self._lock = threading.Lock()
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[[], EdgePredictor] | None = None
         f = f.to(device).eval()
         net = miner_network(miner)
         if net is not None:

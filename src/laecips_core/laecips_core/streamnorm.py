@@ -24,6 +24,7 @@ so the edge, the cloud and the eval compute the same f(x) for the same x.
 from __future__ import annotations
 
 import copy
+from typing import cast
 
 import torch
 from torch import nn
@@ -100,7 +101,7 @@ def with_stream_norm(f: nn.Module, prior: float) -> nn.Module:
     for module in g.modules():
         if type(module) is nn.BatchNorm2d or type(module) is StreamBatchNorm2d:
             module.__class__ = StreamBatchNorm2d
-            module.prior = prior
+            cast(StreamBatchNorm2d, module).prior = prior
     return g
 
 

@@ -73,7 +73,7 @@ NODE_NAME = "edge_node"
 class _Frame:
     """A camera message as received, with its arrival time (time.monotonic(), seconds)."""
 
-    msg: Any
+    msg: Image | CompressedImage
     arrival: float
 
 
@@ -100,18 +100,9 @@ def _stamp_seconds(stamp: TimeMsg) -> float:
     return float(stamp.sec) + float(stamp.nanosec) * 1e-9
 
 
-def _image_msg(header: Header, ros_fields: dict[str, Any]) -> Image:
-    """sensor_msgs/Image from an imaging ``*_to_ros_fields`` dict (height, width, encoding, step, data)."""
-    msg = Image()
-    msg.header = header
-    msg.height = int(ros_fields["height"])
-    msg.width = int(ros_fields["width"])
-    msg.encoding = str(ros_fields["encoding"])
-    msg.is_bigendian = int(ros_fields.get("is_bigendian", 0))
-    msg.step = int(ros_fields["step"])
-    data = ros_fields["data"]
-    msg.data = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
-    return msg
+def _image_msg(header: Header, ros_fields: imaging.RosImageFields) -> Image:
+    """sensor_msgs/Image from imaging's ``*_to_ros_fields`` (height, width, encoding, step, data)."""
+    return Image(header=header, **ros_fields)
 
 
 # ---------------------------------------------------------------------------------------------- node
@@ -546,7 +537,8 @@ class EdgeNode(Node):
                 f"model update v{request.version} announced (sha256 {request.sha256[:12]}), fetching"
             )
         candidate = prepare_request(self._session, self._cfg, self._models, request)
-        if candidate is None:
+        if candidate is None:  # prepare_request: only for an announcement of a version already here
+            assert isinstance(request, transport.ModelAnnouncement)
             self.get_logger().info(f"ignoring model update v{request.version}: it is already loaded")
             return
         self._models.offer(candidate)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import io
 import json
+import os
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -425,7 +426,7 @@ def _pick_connections(reader: Any, topic: str, allowed: frozenset[str], role: st
 
 
 def read_bag_frames(
-    path: str | Path,
+    path: str | os.PathLike[str],
     image_topic: str = DEFAULT_TOPICS.image,
     label_topic: str | None = None,
     task_topic: str | None = None,

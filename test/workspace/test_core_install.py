@@ -55,7 +55,9 @@ def _clean_env() -> dict[str, str]:
 
 
 def _pip(python: Path, *args: str, cwd: Path) -> None:
-    cmd = [str(python), "-m", "pip", "install", "-q", "-c", str(ROOT / "requirements.txt"), *args]
+    # --no-compile: byte-compiling torch's thousands of files is most of the install's CPU time.
+    cmd = [str(python), "-m", "pip", "install", "-q", "--no-compile", "-c", str(ROOT / "requirements.txt")]
+    cmd += args
     done = subprocess.run(cmd, cwd=cwd, env=_clean_env(), capture_output=True, text=True, timeout=1200)
     noise = "WARNING: Location '"  # bootstrap.sh filters the same: packages missing from a local mirror
     stderr = "\n".join(line for line in done.stderr.splitlines() if not line.startswith(noise))

@@ -13,6 +13,7 @@ setup:
 
 test: setup
 	$(ENV) && ruff check src test bench scripts
+	$(ENV) && mypy
 	$(ENV) && python -m pytest test $(PYTEST_ARGS)
 
 demo: setup
@@ -23,6 +24,7 @@ bench: setup
 
 lint: setup
 	$(ENV) && ruff check src test bench scripts
+	$(ENV) && mypy
 
 clean:
 	rm -rf build install log .pytest_cache

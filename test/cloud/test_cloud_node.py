@@ -235,6 +235,8 @@ def test_publishes_cloud_status_on_ros(cloud, ros_listener):
 
 
 def test_stops_cleanly_on_sigint(cloud):
+    # Ready first (run alone, SIGINT would land while Python still imports, before rclpy's handler).
+    assert cloud.proc.wait_for_log(r"cloud serving", 300.0) is not None, cloud.group.logs()
     assert cloud.proc.alive()
     code = cloud.group.stop("cloud", signal.SIGINT)
     assert code == 0, cloud.group.logs()

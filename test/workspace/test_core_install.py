@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -79,8 +80,16 @@ def _import_all(python: Path, cwd: Path, extra_modules: list[str]) -> tuple[Path
     return Path(result["file"]), list(result["ok"]), dict(result["failed"])
 
 
-def test_core_installs_alone_and_every_module_imports(tmp_path: Path) -> None:
-    venv = tmp_path / "venv"
+@pytest.fixture
+def venv(tmp_path: Path) -> Iterator[Path]:
+    """A fresh venv, removed afterwards (it holds about 6 GB of torch and CUDA wheels; pytest keeps
+    the last three runs' tmp folders)."""
+    folder = tmp_path / "venv"
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_core_installs_alone_and_every_module_imports(tmp_path: Path, venv: Path) -> None:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300, env=_clean_env())
     python = venv / "bin" / "python"
     work = tmp_path / "work"  # cwd: not the checkout, so nothing imports from the source tree

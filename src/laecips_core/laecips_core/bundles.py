@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from torch import nn
-
 from laecips_core.errors import ConfigError, WeightsError
 from laecips_core.mining import MinerNet
-from laecips_core.models import build_edge_model
+from laecips_core.models import EdgeSegmenter, build_edge_model
 from laecips_core.weights import Bundle, apply_bundle
 
 DEFAULT_MINER_IN_SIZE: tuple[int, int] = (64, 64)
@@ -32,7 +30,7 @@ def miner_in_size(metadata: Mapping[str, str]) -> tuple[int, int]:
     return height, width
 
 
-def build_models(bundle: Bundle) -> tuple[nn.Module, nn.Module]:
+def build_models(bundle: Bundle) -> tuple[EdgeSegmenter, MinerNet]:
     """Build f (registry name of the bundle) and h (MinerNet) and load the bundle into them (strict).
 
     Returns:

@@ -363,7 +363,7 @@ class CloudService:
         self._fetches: queue.Queue[tuple[str, transport.ModelAnnouncement]] = queue.Queue(maxsize=16)
         self._supervisor = Supervisor("cloud", on_death=self._on_worker_death)
         self._caught_up = False
-        self._queryables: list[zenoh.Queryable] = []
+        self._queryables: list[zenoh.Queryable[None]] = []
         self._listeners: list[transport.AnnouncementListener] = []
         self.models: dict[str, RobotModel] = {}
         self.buffers: dict[str, ReplayBuffer] = {}

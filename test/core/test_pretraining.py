@@ -27,7 +27,7 @@ from laecips_core.pretraining import (
 )
 from torch import nn
 
-from laecips_core import weights
+from laecips_core import pretraining, weights
 
 SIZE = (32, 48)
 
@@ -197,3 +197,18 @@ def test_test_profile_writes_a_loadable_cached_bundle(tmp_path: Path) -> None:
     mtime = path.stat().st_mtime_ns
     assert ensure_default_weights(tmp_path, "test", progress=False) == path
     assert path.stat().st_mtime_ns == mtime
+
+
+def test_the_weights_key_ignores_comments_and_docstrings_but_not_code() -> None:
+    source = '"""Module."""\n\ndef f(x: int) -> int:\n    """Doc."""\n    return x + 1  # one\n'
+    source += 'Y = 2\n"""Y."""\n'
+    reworded = '"""Other words."""\n\ndef f(x: int) -> int:\n    """Eq. 13."""\n'
+    reworded += "    # a comment\n    return x + 1\n\n\nY = 2\n"
+    assert pretraining.normalised_source(source) == pretraining.normalised_source(reworded)
+    for changed in (
+        source.replace("x + 1", "x + 2"),
+        source.replace("x: int", "x: float"),
+        source.replace("Y = 2", "Y = 3"),
+    ):
+        assert pretraining.normalised_source(changed) != pretraining.normalised_source(source)
+    assert pretraining.code_fingerprint() == pretraining.code_fingerprint()

@@ -397,7 +397,8 @@ class TrackingDelta:
         """Forget the window (after a model update), optionally seeding it with new confidences."""
         self.window.clear()
         values = np.asarray(initial, dtype=np.float64).reshape(-1)
-        self.window.extend(float(v) for v in values[np.isfinite(values)][-self.window.maxlen :])
+        keep = self.window.maxlen if self.window.maxlen is not None else values.size
+        self.window.extend(float(v) for v in values[np.isfinite(values)][-keep:])
         self.resets += 1
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import fcntl
 import hashlib
@@ -537,15 +538,36 @@ TRAINING_CODE_MODULES: tuple[str, ...] = (
 """laecips_core modules whose source determines pre-trained weights (part of the cache key)."""
 
 
+class _DropDocstrings(ast.NodeTransformer):
+    """Removes bare string statements (module, class, function and attribute docstrings)."""
+
+    def visit_Expr(self, node: ast.Expr) -> ast.Expr | None:
+        if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            return None
+        return node
+
+
+def normalised_source(source: str) -> str:
+    """The code of a module without its comments, docstrings and layout (``ast.dump``).
+
+    Two sources with the same result run the same code: editing a docstring, a comment or the
+    formatting of a training module keeps the cache key. Type annotations are kept (they are code).
+    The dump is Python-version specific, so another interpreter version trains its own weights once.
+    """
+    return ast.dump(_DropDocstrings().visit(ast.parse(source)), include_attributes=False)
+
+
 def code_fingerprint() -> str:
-    """Hex SHA-256 over the source of ``TRAINING_CODE_MODULES``: any edit to the code that trains changes
-    the cache key, so a cached bundle never outlives the code that made it."""
+    """Hex SHA-256 over the code of ``TRAINING_CODE_MODULES`` (``normalised_source``): any change to
+    the code that trains changes the cache key, so a cached bundle never outlives the code that
+    made it; comments and docstrings do not."""
     digest = hashlib.sha256()
     pkg = Path(laecips_core.__file__).parent
     for name in TRAINING_CODE_MODULES:
         path = pkg / f"{name}.py"
         digest.update(name.encode() + b"\0")
-        digest.update(path.read_bytes() if path.is_file() else b"<missing>")
+        code = normalised_source(path.read_text(encoding="utf-8")) if path.is_file() else "<missing>"
+        digest.update(code.encode())
     return digest.hexdigest()
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +16,6 @@ import pytest
 import zenoh
 from cloud_harness import NUM_CLASSES, frame, service_config
 from laecips_core.cloud_service import CloudService
-from laecips_core.fairqueue import FairQueue
 from laecips_core.imaging import encode_jpeg
 from laecips_core.replay import ReplayBuffer
 from laecips_core.stores import replay_path
@@ -71,18 +69,6 @@ def _client(edge: zenoh.Session, robot: str, timeout_s: float = 30.0) -> CloudCl
     client = CloudClient(edge, robot, timeout_s=timeout_s)
     assert wait_until(client.available, 10.0)
     return client
-
-
-def test_fair_queue_serves_keys_round_robin_and_bounds_each_key():
-    fair: FairQueue[int] = FairQueue(("a", "b"), per_key=3)
-    for i in range(3):
-        fair.put_nowait("a", i)
-    with pytest.raises(queue.Full):
-        fair.put_nowait("a", 99)
-    fair.put_nowait("b", 100)  # a's full queue does not block b
-    assert [fair.get(0.1) for _ in range(4)] == [("a", 0), ("b", 100), ("a", 1), ("a", 2)]
-    with pytest.raises(queue.Empty):
-        fair.get(0.05)
 
 
 def test_one_robots_flood_does_not_starve_another(tmp_path: Path, initial_bundle: Path):

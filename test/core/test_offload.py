@@ -15,7 +15,6 @@ from laecips_core.offload import (
     split_network,
     upload_decision,
 )
-from laecips_core.supervision import Supervisor
 
 
 def test_latest_queue_drops_the_oldest_when_full():
@@ -87,10 +86,6 @@ def test_classify_fallback():
     assert classify_fallback("error") == (None, True)
 
 
-class _Fatal(BaseException):
-    """Not an Exception: the kind of error a worker loop's own `except Exception` does not stop."""
-
-
 def _wait(predicate: object, timeout_s: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -98,36 +93,6 @@ def _wait(predicate: object, timeout_s: float = 10.0) -> bool:
             return True
         time.sleep(0.01)
     return bool(predicate())  # type: ignore[operator]
-
-
-def test_supervisor_restarts_a_dead_worker_and_says_why():
-    stop = threading.Event()
-    runs: list[int] = []
-    deaths: list[tuple[str, str]] = []
-
-    def body() -> None:
-        runs.append(1)
-        if len(runs) == 1:
-            raise RecursionError("maximum recursion depth exceeded")
-        if len(runs) == 2:
-            raise _Fatal("not even an Exception")
-        stop.wait(10.0)  # the third run lives until stopped
-
-    supervisor = Supervisor("test", on_death=lambda name, reason: deaths.append((name, reason)))
-    supervisor.spawn("loop", body)
-    supervisor.spawn("quiet", lambda: None)  # returns at once: a normal end, never restarted
-    try:
-        assert _wait(lambda: len(runs) == 3 and supervisor.health().alive == 1)
-        health = supervisor.health()
-        assert health.restarts == 2 and health.workers == ("loop", "quiet")
-        assert health.last_death.startswith("loop: _Fatal: not even an Exception")
-        assert [name for name, _ in deaths] == ["loop", "loop"]
-        assert "RecursionError: maximum recursion depth exceeded" in deaths[0][1]
-        assert "test_offload.py" in deaths[0][1]  # where it died
-    finally:
-        stop.set()
-        assert supervisor.stop(5.0)
-    assert supervisor.health().alive == 0 and len(runs) == 3
 
 
 def test_upload_scheduler_survives_a_raising_handler_and_restarts_a_dead_worker():

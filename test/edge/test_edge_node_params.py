@@ -14,14 +14,14 @@ from launch_helpers import random_domain_id
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
-from laecips_core import edge_service
+from laecips_core import edge_models
 from laecips_edge import edge_node
 
 BASE_STAMP = 1_700_000_000 * 1_000_000_000
 
 
 class _Gate:
-    """Wraps edge_service.load_candidate: records the loading thread and holds it until released."""
+    """Wraps edge_models.load_candidate: records the loading thread and holds it until released."""
 
     def __init__(self, real: Callable[..., Any]) -> None:
         self.real = real
@@ -75,8 +75,8 @@ def test_edge_model_path_is_checked_on_the_callback_and_loaded_by_the_update_wor
     monkeypatch: pytest.MonkeyPatch, running_edge: Any, bundles: dict[int, Path], tmp_path: Path
 ) -> None:
     node, peer, spinner = running_edge
-    gate = _Gate(edge_service.load_candidate)
-    monkeypatch.setattr(edge_service, "load_candidate", gate)
+    gate = _Gate(edge_models.load_candidate)
+    monkeypatch.setattr(edge_models, "load_candidate", gate)
     pub = peer.publisher("/cam")
     peer.subscribe_edge()
     assert wait_for(lambda: pub.get_subscription_count() > 0 and peer.edge_connected(), 60.0)

@@ -1,4 +1,4 @@
-"""ROS 2 edge node of LAECIPS: a thin rclpy adapter over laecips_core.edge_service.
+"""ROS 2 edge node of LAECIPS: a thin rclpy adapter over laecips_core's edge_config/models/uploads/service.
 
 Camera topic in; ~/labels, ~/overlay, ~/result and /diagnostics out; parameters with descriptors; the
 work (f and h, the cloud round trip, verifying and swapping model updates) is laecips_core's.
@@ -25,27 +25,25 @@ from laecips_common.node_support import (
     run_node,
     set_parameters_result,
 )
-from laecips_core.edge_service import (
+from laecips_core.edge_config import (
     EDGE_PARAMS,
-    CloudAnswer,
     EdgeConfig,
-    EdgeCounters,
-    EdgeUploads,
+    class_names_for,
+    parse_palette,
+    resolve_defaults,
+    robot_id_from_namespace,
+)
+from laecips_core.edge_models import (
     ModelSlot,
     OperatorLoad,
     UpdateRequest,
     check_operator_path,
-    class_names_for,
-    class_summary,
-    classes_json,
-    diagnostic_values,
     load_candidate,
-    parse_palette,
     prepare_request,
-    resolve_defaults,
-    robot_id_from_namespace,
     untrained_candidate,
 )
+from laecips_core.edge_service import EdgeCounters, class_summary, classes_json, diagnostic_values
+from laecips_core.edge_uploads import CloudAnswer, EdgeUploads
 from laecips_core.errors import ConfigError, ImageError, LaecipsError
 from laecips_core.mining import TrackingDelta
 from laecips_core.offload import LatestQueue, UploadBudget, tracked_upload_decision, upload_decision
@@ -531,7 +529,7 @@ class EdgeNode(Node):
                 self._update_refused(request, f"failed: {type(err).__name__}: {err}")
 
     def _apply_update(self, request: UpdateRequest) -> None:
-        """Fetch (announcements) and verify one request (edge_service.prepare_request); offer it."""
+        """Fetch (announcements) and verify one request (edge_models.prepare_request); offer it."""
         if isinstance(request, transport.ModelAnnouncement):
             self.get_logger().info(
                 f"model update v{request.version} announced (sha256 {request.sha256[:12]}), fetching"

@@ -27,6 +27,8 @@ SERVICE_ROOTS = (
     "edge_uploads",
     "edge_service",
     "offload",
+    "cloud_config",
+    "cloud_robots",
     "cloud_service",
     "trainer_service",
     "transport",
@@ -219,8 +221,10 @@ def test_the_edge_runtime_does_not_import_the_benchmark_generator() -> None:
 
 def test_trainer_service_does_not_import_cloud_service() -> None:
     """The trainer and the cloud are separate processes: neither service imports the other."""
-    trainer, cloud = closure(["trainer_service"]), closure(["cloud_service"])
-    assert "cloud_service" not in trainer, _chain(trainer["cloud_service"])
+    cloud_modules = ("cloud_config", "cloud_robots", "cloud_service")
+    trainer, cloud = closure(["trainer_service"]), closure(cloud_modules)
+    for name in cloud_modules:
+        assert name not in trainer, _chain(trainer[name])
     assert "trainer_service" not in cloud, _chain(cloud["trainer_service"])
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import yaml
 from bundle_helpers import write_tiny_bundle
-from laecips_core.cloud_service import CloudConfig
+from laecips_core.cloud_config import CloudConfig
 from launch_helpers import RosTestNode, free_port, zenoh_endpoint
 from rclpy.qos import QoSProfile
 

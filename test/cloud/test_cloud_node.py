@@ -16,7 +16,7 @@ import pytest
 import zenoh
 from cloud_harness import NUM_CLASSES, RosListener, frame, make_bundle, write_params
 from laecips_core.bundles import build_models
-from laecips_core.cloud_service import RequestEvent
+from laecips_core.cloud_robots import RequestEvent
 from laecips_core.fusion import assisted_inference
 from laecips_core.imaging import decode_jpeg, encode_jpeg
 from laecips_core.lvm import build_lvm

@@ -1,12 +1,9 @@
-"""CloudService and the training job without ROS: signed announcements, error paths of the job process."""
+"""CloudService without ROS: trusted-key announcements, hostile announcements, a dead worker restarted."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,9 +11,7 @@ import pytest
 from cloud_harness import NUM_CLASSES, make_bundle, service_config
 from laecips_core.cloud_config import CloudConfig
 from laecips_core.cloud_service import CloudService
-from laecips_core.errors import ConfigError, WeightsError
-from laecips_core.jobspec import JobSpec
-from laecips_core.stores import replay_path, reports_dir, seed_store, store_dir
+from laecips_core.stores import store_dir
 from laecips_core.transport import (
     CloudClient,
     InferRequest,
@@ -84,28 +79,6 @@ def test_cloud_fetches_only_announcements_signed_by_the_trusted_key(tmp_path: Pa
         service.stop()
         trainer.close()
         cloud_session.close()
-
-
-def test_training_job_reports_errors_in_its_result_file(tmp_path: Path, initial_bundle: Path):
-    spec = JobSpec(
-        robot_id="robot1",
-        replay_path=str(replay_path(tmp_path / "replay", "robot1")),
-        store_dir=str(store_dir(tmp_path / "weights", "robot1")),
-        reports_dir=str(reports_dir(tmp_path / "weights", "robot1")),
-        trainer={"epochs": 1, "input_size": [32, 32]},
-    )
-    (tmp_path / "spec.json").write_text(spec.to_json())
-    argv = [sys.executable, "-m", "laecips_core.training_job", "--spec", str(tmp_path / "spec.json"),
-            "--result", str(tmp_path / "result.json"), "--threads", "1"]  # fmt: skip
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1
-    assert "empty" in json.loads((tmp_path / "result.json").read_text())["error"]
-    store = WeightStore(spec.store_dir)
-    assert seed_store(store, initial_bundle) == 0 and seed_store(store, initial_bundle) == 0
-    assert store.versions() == [0]
-    with pytest.raises(ConfigError, match="TrainerConfig"):
-        bogus = json.dumps({**json.loads(spec.to_json()), "trainer": {"bogus": 1}})
-        JobSpec.from_json(bogus).trainer_config()
 
 
 _service = service_config  # (tmp_path, initial_bundle, **CloudConfig changes) -> (config, endpoint)
@@ -219,81 +192,3 @@ def test_cloud_worker_that_dies_is_restarted_and_reported(tmp_path: Path, initia
         service.stop()
         edge.close()
         cloud_session.close()
-
-
-def test_trainer_signs_every_field_of_its_announcements(tmp_path: Path, initial_bundle: Path):
-    from laecips_core.trainer_service import TrainerNodeConfig, TrainerService
-    from laecips_core.transport import verify_announcement
-    from laecips_core.weights import read_signature, verify_digest
-
-    priv, pub = generate_keypair(tmp_path / "keys", name="trainer")
-    endpoint = zenoh_endpoint(free_port())
-    cfg = TrainerNodeConfig(
-        robot_ids=("robot1",),
-        zenoh_mode="peer",
-        zenoh_listen=(endpoint,),
-        replay_dir=str(tmp_path / "replay"),
-        weights_dir=str(tmp_path / "weights"),
-        edge_model_name="tiny_fcn",
-        edge_model_path=str(initial_bundle),
-        signing_key=str(priv),
-    ).validate()
-    session = open_session(cfg.zenoh())
-    published: list[ModelAnnouncement] = []
-    service = TrainerService(
-        cfg, session, logging.getLogger("trainer-test"), lambda r, a: published.append(a)
-    )
-    try:
-        store = WeightStore(store_dir(cfg.weights_dir, "robot1"))
-        data = make_bundle(tmp_path / "v1.safetensors", version=1, seed=1).read_bytes()
-        store.put(data, 1)
-        service.republish()  # announces the newest trained version, v1
-        (ann,) = published
-        verify_announcement(ann, "robot1", pub)
-        assert ann.uri == "zenoh:laecips/robot1/model/weights/1"
-        with pytest.raises(WeightsError, match="does not cover these fields"):
-            verify_announcement(replace(ann, version=2), "robot1", pub)
-        verify_digest(pub, ann.sha256, read_signature(store.path(1)) or "")  # the file's own sidecar
-    finally:
-        service.stop()
-        session.close()
-
-
-def test_trainer_maxtime_follows_the_clock_it_is_given(tmp_path: Path, initial_bundle: Path):
-    """The trainer node hands its ROS clock to TrainerService: Algorithm 2's maxtime counts in that
-    clock's seconds (bag time under use_sim_time); the first /clock reading and a bag that starts over
-    restart the window instead of firing at once or never again."""
-    import numpy as np
-    from laecips_core.trainer_service import TrainerNodeConfig, TrainerService
-
-    priv, _ = generate_keypair(tmp_path / "keys", name="trainer")
-    cfg = TrainerNodeConfig(
-        robot_ids=("robot1",),
-        zenoh_mode="peer",
-        zenoh_listen=(zenoh_endpoint(free_port()),),
-        replay_dir=str(tmp_path / "replay"),
-        weights_dir=str(tmp_path / "weights"),
-        edge_model_name="tiny_fcn",
-        edge_model_path=str(initial_bundle),
-        signing_key=str(priv),
-        maxsize=1000,
-        maxtime_s=10.0,
-    ).validate()
-    clock = [0.0]  # sim time before the first /clock
-    session = open_session(cfg.zenoh())
-    service = TrainerService(cfg, session, logging.getLogger("trainer-clock"), clock=lambda: clock[0])
-    state = service.robots["robot1"]
-    try:
-        image = np.zeros((24, 32, 3), np.uint8)
-        state.buffer.append(image, np.ones((24, 32), np.uint8), robot_id="robot1", model_version=0)
-        for now in (0.0, 1000.0, 1009.0, 500.0, 509.0):  # first /clock at 1000 s; the bag restarts at 500
-            clock[0] = now
-            service.check()
-            assert state.job is None, f"training started at clock {now} (last_train {state.last_train})"
-        assert state.last_train == 500.0
-        clock[0] = 511.0  # 11 s of the clock's time since the restart > maxtime_s
-        service.check()
-        assert state.job is not None and state.jobs_started == 1
-    finally:
-        service.stop()
-        session.close()

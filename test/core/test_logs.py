@@ -86,22 +86,62 @@ def test_rclpy_logger_fits() -> None:
     assert _fits(rcutils_logger.RcutilsLogger("laecips_test_logs"))
 
 
+def _logger_names(function: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """Parameters of a function annotated ``Logger``."""
+    args = function.args
+    params = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+    return {
+        a.arg
+        for a in params
+        if (isinstance(a.annotation, ast.Name) and a.annotation.id == "Logger")
+        or (isinstance(a.annotation, ast.Constant) and a.annotation.value == "Logger")
+    }
+
+
+def _logger_calls(tree: ast.Module) -> list[ast.Attribute]:
+    """Attribute uses on ``self.log`` and on parameters annotated ``Logger``."""
+    uses: list[ast.Attribute] = []
+    for node in ast.walk(tree):
+        value = node.value if isinstance(node, ast.Attribute) else None
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(value, ast.Attribute)
+            and isinstance(value.value, ast.Name)
+            and value.value.id == "self"
+            and value.attr == "log"
+        ):
+            uses.append(node)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            names = _logger_names(node)
+            uses += [
+                inner
+                for inner in ast.walk(node)
+                if names
+                and isinstance(inner, ast.Attribute)
+                and isinstance(inner.value, ast.Name)
+                and inner.value.id in names
+            ]
+    return uses
+
+
 def test_services_call_only_the_protocol_methods_on_their_logger() -> None:
-    """A service typed with Logger may call nothing else on it (rclpy's and logging's both have debug,
-    a caller's own object need not)."""
+    """Code typed with Logger may call nothing else on it (rclpy's and logging's both have debug, a
+    caller's own object need not)."""
     marker = "from laecips_core.logs import Logger"
-    users = [p for p in sorted(PACKAGE.glob("*.py")) if marker in p.read_text(encoding="utf-8")]
+    users = [p for p in sorted(PACKAGE.rglob("*.py")) if marker in p.read_text(encoding="utf-8")]
     assert {p.stem for p in users} >= {"cloud_service", "trainer_service"}
     for path in users:
-        calls = 0
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-            if (
-                isinstance(node, ast.Attribute)
-                and isinstance(node.value, ast.Attribute)
-                and isinstance(node.value.value, ast.Name)
-                and node.value.value.id == "self"
-                and node.value.attr == "log"
-            ):
-                calls += 1
-                assert node.attr in METHODS, f"{path.name}:{node.lineno} calls log.{node.attr}"
-        assert calls > 0, f"{path.name} imports Logger but never logs through self.log"
+        uses = _logger_calls(ast.parse(path.read_text(encoding="utf-8"), str(path)))
+        assert uses, f"{path.name} imports Logger but never logs through it"
+        for use in uses:
+            assert use.attr in METHODS, f"{path.name}:{use.lineno} calls log.{use.attr}"
+
+
+def test_the_logger_scan_sees_a_call_outside_the_protocol() -> None:
+    tree = ast.parse(
+        "class S:\n"
+        "    def run(self, log: Logger) -> None:\n"
+        "        self.log.info('a')\n"
+        "        log.debug('b')\n"
+    )
+    assert sorted(use.attr for use in _logger_calls(tree)) == ["debug", "info"]

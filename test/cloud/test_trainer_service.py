@@ -33,6 +33,8 @@ from laecips_core.transport import (
 from laecips_core.weights import WeightStore, generate_keypair, parse_bundle, read_signature, verify_digest
 from launch_helpers import free_port, wait_until, zenoh_endpoint
 
+from laecips_core import trainer_service
+
 
 class _Log:
     """A Logger (laecips_core.logs) that keeps its lines."""
@@ -145,6 +147,7 @@ def test_validate_names_the_bad_parameter(tmp_path: Path) -> None:
         ({"max_samples": 1}, "max_samples"),
         ({"zenoh_listen": ("localhost:7447",)}, "endpoint"),
         ({"recipe": "magic"}, "recipe"),
+        ({"edge_model_name": "resnet9000"}, "edge_model.name"),
     ):
         with pytest.raises(ConfigError, match=match):
             replace(base, **changes).validate()
@@ -338,8 +341,29 @@ def test_a_failed_job_is_counted_and_keeps_the_samples(tmp_path: Path, initial_b
         assert "WeightsError" in state.last_reason and "empty" in state.last_reason
         assert "training job failed" in log.text("error")
         assert len(state.buffer) == 2  # nothing was trained: the samples stay for the next job
-        # (the same check() starts that next job at once: the buffer is still over maxsize)
         assert service.snapshot()["robot1"]["failed"] == 1
+        # The buffer is still over maxsize, but the robot backs off instead of restarting the job at once.
+        assert state.job is None and "next try in 5 s" in log.text("error")
+        for _ in range(5):
+            service.check()
+        assert state.jobs_started == 1 and state.job is None
+        state.retry_after = 0.0  # the back-off has passed
+        _run_job(service)
+        assert state.failed == 2 and state.failures_in_row == 2
+        assert state.retry_after - time.monotonic() > 5.0  # doubled: 10 s after the second failure in a row
+
+
+def test_the_failure_backoff_doubles_and_starts_over(tmp_path: Path, initial_bundle: Path) -> None:
+    cfg = _config(tmp_path, initial_bundle, maxsize=1000)
+    with _service(cfg) as service:
+        state = service.robots["robot1"]
+        first, most = trainer_service.FAILURE_BACKOFF_S
+        waits = [state.job_failed(f"failure {i}") for i in range(10)]
+        assert waits[:3] == [first, 2 * first, 4 * first] and waits[-1] == most
+        assert state.failed == 10 and state.last_reason == "failure 9"
+        state.job_finished()
+        assert state.failures_in_row == 0 and state.retry_after == 0.0
+        assert state.job_failed("again") == first
 
 
 def test_stop_kills_a_running_training_process(tmp_path: Path, initial_bundle: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from bundle_helpers import write_tiny_bundle
 from laecips_core.bundles import DEFAULT_MINER_IN_SIZE, build_models, miner_in_size
-from laecips_core.errors import ConfigError, WeightsError
+from laecips_core.errors import WeightsError
 from laecips_core.mining import MinerNet
 from laecips_core.models import EdgeSegmenter, build_edge_model
 from laecips_core.weights import Bundle, load_bundle, parse_bundle, serialize_bundle
@@ -85,12 +85,6 @@ def test_a_bundle_naming_an_unknown_model_raises_weights_error() -> None:
         build_models(_bundle(f, None, model_name="resnet9000"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConfigError,
-    reason="bundles.build_models lets MinerNet's ConfigError through for a miner_in_size below 32 "
-    "(callers such as edge_models.build_predictor document and catch WeightsError)",
-)
 def test_a_bundle_with_an_unusable_miner_in_size_raises_weights_error() -> None:
     torch.manual_seed(0)
     f = build_edge_model("tiny_fcn", M, pretrained_backbone=False)

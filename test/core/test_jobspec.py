@@ -79,13 +79,6 @@ def test_trainer_config_names_unknown_and_bad_fields() -> None:
         _spec(trainer={"input_size": [32]}).trainer_config()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(ValueError, TypeError),
-    reason="jobspec.trainer_config converts input_size outside its try: a non-numeric or scalar "
-    "input_size escapes as ValueError/TypeError instead of ConfigError (training_job.main then "
-    "writes no result file)",
-)
 @pytest.mark.parametrize("input_size", [["x", 32], 32])
 def test_trainer_config_rejects_a_malformed_input_size_with_config_error(input_size: object) -> None:
     with pytest.raises(ConfigError, match="input_size"):

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from laecips_core.errors import ConfigError
 from laecips_core.supervision import MAX_REASON_CHARS, Supervisor, WorkerHealth, describe
 
 
@@ -94,7 +95,7 @@ def test_a_second_worker_of_the_same_name_is_refused() -> None:
     supervisor = Supervisor("dup")
     supervisor.spawn("w", lambda: stop.wait(10.0) and None)
     try:
-        with pytest.raises(ValueError, match="'w' exists already"):
+        with pytest.raises(ConfigError, match="'w' exists already"):
             supervisor.spawn("w", lambda: None)
         assert supervisor.health().workers == ("w",)
     finally:

@@ -54,7 +54,7 @@ def _spec(root: Path, **changes: Any) -> JobSpec:
         "progress_path": str(root / "job" / "progress.json"),
     }
     fields.update(changes)
-    (root / "job").mkdir(exist_ok=True)  # the trainer service makes the job folder; run_job does not
+    # no job folder made here: run_job creates the folder of its progress file
     return JobSpec(**fields)
 
 

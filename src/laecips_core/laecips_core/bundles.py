@@ -43,6 +43,9 @@ def build_models(bundle: Bundle) -> tuple[EdgeSegmenter, MinerNet]:
         f = build_edge_model(bundle.model_name, bundle.num_classes, pretrained_backbone=False)
     except ConfigError as err:
         raise WeightsError(f"bundle names an unusable edge model: {err}") from err
-    h = MinerNet(bundle.num_classes, in_size=miner_in_size(bundle.metadata))
+    try:
+        h = MinerNet(bundle.num_classes, in_size=miner_in_size(bundle.metadata))
+    except ConfigError as err:
+        raise WeightsError(f"bundle's miner_in_size is unusable: {err}") from err
     apply_bundle(bundle, f, h if bundle.h_state else None)
     return f.eval(), h.eval()

@@ -60,7 +60,13 @@ class JobSpec:
         """The TrainerConfig of this job (validated by TrainerConfig itself)."""
         fields = dict(self.trainer)
         if "input_size" in fields:
-            fields["input_size"] = tuple(int(v) for v in fields["input_size"])
+            try:
+                fields["input_size"] = tuple(int(v) for v in fields["input_size"])
+            except (TypeError, ValueError) as err:
+                raise ConfigError(
+                    f"input_size in the job spec must be [height, width] integers, got "
+                    f"{fields['input_size']!r}"
+                ) from err
         try:
             return TrainerConfig(**fields)
         except TypeError as err:

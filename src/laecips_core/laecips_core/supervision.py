@@ -8,6 +8,8 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from laecips_core.errors import ConfigError
+
 MAX_REASON_CHARS = 500
 """Death reasons are cut to this many characters (they end up in /diagnostics and logs)."""
 
@@ -91,11 +93,11 @@ class Supervisor:
         """Start ``body`` in a supervised daemon thread named ``<prefix>-<name>``.
 
         Raises:
-            ValueError: a worker of that name exists already.
+            ConfigError: a worker of that name exists already.
         """
         with self._lock:
             if name in self._workers:
-                raise ValueError(f"worker {name!r} exists already")
+                raise ConfigError(f"worker {name!r} exists already: give each supervised thread its own name")
             worker = _Worker(name, body)
             self._workers[name] = worker
             self._start(worker)

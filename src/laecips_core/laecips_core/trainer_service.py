@@ -27,7 +27,7 @@ from laecips_core import transport
 from laecips_core.errors import ConfigError, LaecipsError, WeightsError
 from laecips_core.jobspec import JobSpec
 from laecips_core.logs import Logger
-from laecips_core.models import DEFAULT_EDGE_MODEL
+from laecips_core.models import DEFAULT_EDGE_MODEL, edge_model_registry
 from laecips_core.params import (
     ZENOH_PARAMS,
     ParamSpec,
@@ -49,6 +49,10 @@ from laecips_core.weights import (
 )
 
 DEFAULT_KEY_NAME = "trainer"
+FAILURE_BACKOFF_S = (5.0, 300.0)
+"""After a failed training job (crash, timeout, publish error) a robot waits this long before its next
+job: the first value, doubled after each further failure in a row, at most the second. A failure
+leaves the buffer full, so without the wait the same check() would start the same job again at once."""
 """<weights_dir>/keys/trainer.key (and .pub) are created when signing_key is ''."""
 
 
@@ -164,6 +168,11 @@ class TrainerNodeConfig(ZenohFields):
             )
         if not self.signer:
             raise ConfigError("signer must name the signing key (e.g. laecips-trainer)")
+        if self.edge_model_name not in edge_model_registry:
+            raise ConfigError(
+                f"edge_model.name {self.edge_model_name!r} is not a known edge model: use one of "
+                f"{sorted(edge_model_registry)} (the edge's bundle names its model)"
+            )
         check_ranges(self, TRAINER_PARAMS)
         self.trainer_config()
         return self
@@ -250,6 +259,23 @@ class RobotTraining:
     failed: int = 0
     last_version: int = 0
     last_reason: str = ""
+    failures_in_row: int = 0
+    retry_after: float = 0.0  # time.monotonic() before which no new job starts (FAILURE_BACKOFF_S)
+
+    def job_failed(self, reason: str) -> float:
+        """Count a failed job and set the back-off; returns the wait in seconds."""
+        self.failed += 1
+        self.failures_in_row += 1
+        first, most = FAILURE_BACKOFF_S
+        wait = min(most, first * 2.0 ** (self.failures_in_row - 1))
+        self.retry_after = time.monotonic() + wait
+        self.last_reason = reason
+        return wait
+
+    def job_finished(self) -> None:
+        """A job ran to a result (accepted or refused): the back-off starts over."""
+        self.failures_in_row = 0
+        self.retry_after = 0.0
 
 
 class TrainerService:
@@ -360,6 +386,8 @@ class TrainerService:
             for robot, state in self.robots.items():
                 if running >= self.cfg.max_parallel_jobs or state.job is not None:
                     continue
+                if time.monotonic() < state.retry_after:
+                    continue  # backing off after a failed job
                 size = len(state.buffer)
                 if should_train(size, state.last_train, now, self.cfg.trainer_config()):
                     self._start(robot, state, size)
@@ -422,9 +450,8 @@ class TrainerService:
             if time.monotonic() - job.started > self.cfg.job_timeout_s:
                 _kill_job(job, 2.0)
                 state.job, state.last_train = None, now
-                state.failed += 1
-                state.last_reason = f"training exceeded job_timeout_s={self.cfg.job_timeout_s}; killed"
-                self.log.error(f"{robot}: {state.last_reason}")
+                wait = state.job_failed(f"training exceeded job_timeout_s={self.cfg.job_timeout_s}; killed")
+                self.log.error(f"{robot}: {state.last_reason}; next try in {wait:.0f} s")
             return
         state.job, state.last_train = None, now
         try:
@@ -432,24 +459,23 @@ class TrainerService:
         except (OSError, json.JSONDecodeError) as err:
             result = {"error": f"no readable result (exit code {code}): {err}; see {job.folder / 'job.log'}"}
         if code != 0 or "error" in result:
-            state.failed += 1
-            state.last_reason = str(result.get("error", f"exit code {code}"))
-            self.log.error(f"{robot}: training job failed: {state.last_reason}")
+            wait = state.job_failed(str(result.get("error", f"exit code {code}")))
+            self.log.error(f"{robot}: training job failed: {state.last_reason}; next try in {wait:.0f} s")
             return
         trained_ids = [int(i) for i in result.get("trained_ids", [])]
         if result.get("accepted"):
             try:
                 self._publish(robot, int(result["version"]), expected_sha256=str(result["sha256"]))
             except LaecipsError as err:
-                state.failed += 1
-                state.last_reason = f"publishing version {result['version']} failed: {err}"
-                self.log.error(f"{robot}: {state.last_reason}")
+                wait = state.job_failed(f"publishing version {result['version']} failed: {err}")
+                self.log.error(f"{robot}: {state.last_reason}; next try in {wait:.0f} s")
                 return
             state.last_reason = str(result.get("reason", ""))
         else:
             state.refused += 1
             state.last_reason = f"update refused, not published: {result.get('reason', '')}"
             self.log.warning(f"{robot}: {state.last_reason} (report {result.get('report_path')})")
+        state.job_finished()
         removed = state.buffer.clear(trained_ids)
         self.log.info(f"{robot}: trained on {len(trained_ids)} samples; cleared {removed} from the buffer")
 

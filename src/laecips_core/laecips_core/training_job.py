@@ -49,6 +49,7 @@ def _json_default(value: object) -> object:
 
 def _progress(spec: JobSpec, phase: str, **extra: Any) -> None:
     if spec.progress_path:
+        Path(spec.progress_path).parent.mkdir(parents=True, exist_ok=True)
         _write_json(spec.progress_path, {"phase": phase, "time": time.time(), **extra})
 
 

@@ -126,7 +126,11 @@ def _add_eval(subparsers: Any) -> None:
         default=None,
         help="comma-separated subset of LAECIPS,DCSB,MESS,SM,SPP,EDGE,CLOUD (default: all)",
     )
-    methods.add_argument("--lvm", default=None, help="large vision model (default felzenszwalb on CPU)")
+    methods.add_argument(
+        "--lvm",
+        default=None,
+        help="large vision model (default: the weights profile's, hierarchy on CPU; oracle = UPPER BOUND)",
+    )
     methods.add_argument(
         "--sam-checkpoint",
         type=Path,
@@ -344,9 +348,9 @@ def _add_keygen(subparsers: Any) -> None:
 
 def _run_keygen(args: argparse.Namespace) -> int:
     """Handler of ``laecips keygen``."""
-    from laecips_core import weights
+    from laecips_core import signing
 
-    priv, pub = weights.generate_keypair(args.dir)
+    priv, pub = signing.generate_keypair(args.dir)
     print(f"private key: {priv}\npublic key:  {pub}")
     return 0
 
@@ -364,11 +368,11 @@ def _add_sign(subparsers: Any) -> None:
 
 def _run_sign(args: argparse.Namespace) -> int:
     """Handler of ``laecips sign``: check the bundle loads, then sign its SHA-256 beside it."""
-    from laecips_core import weights
+    from laecips_core import bundle_loading, signing, weights
 
-    weights.load_bundle(args.bundle)  # vouch only for a file the nodes can load
+    bundle_loading.load_bundle(args.bundle)  # vouch only for a file the nodes can load
     digest = weights.sha256_file(args.bundle)
-    path = weights.write_signature(args.bundle, weights.sign_digest(args.key, digest))
+    path = signing.write_signature(args.bundle, signing.sign_digest(args.key, digest))
     print(f"signature: {path} (sha256 {digest})")
     return 0
 

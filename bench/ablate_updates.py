@@ -39,8 +39,8 @@ from laecips_core.pretraining import ensure_default_weights, get_profile, profil
 from laecips_core.replay import ReplaySample
 from laecips_core.training import RECIPES, TrainerConfig, resize_labels
 
+from laecips_core import bundle_loading
 from laecips_core import data as bench
-from laecips_core import weights
 
 SIGNALS = ("consistency", "old_fused", "new_fused")
 
@@ -92,7 +92,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     path = args.weights or ensure_default_weights(profile="default")
-    f0, _ = model_from_bundle(weights.load_bundle(path))
+    f0, _ = model_from_bundle(bundle_loading.load_bundle(path))
     m = int(f0.num_classes)
     prof = get_profile("default")
     lvm = args.lvm or prof.pretrain.lvm

@@ -20,8 +20,8 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from laecips_core.bundle_loading import load_bundle
 from laecips_core.pretraining import ensure_default_weights
-from laecips_core.weights import load_bundle
 
 from laecips_core import data, evaluation, fusion, lvm, metrics, models
 

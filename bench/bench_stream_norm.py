@@ -26,7 +26,7 @@ from laecips_core.streamnorm import with_stream_norm
 from laecips_core.training import TrainerConfig
 from torch import nn
 
-from laecips_core import data, weights
+from laecips_core import bundle_loading, data
 
 
 def _score(f: nn.Module, rgb: np.ndarray, gt: np.ndarray, cfg: TrainerConfig, m: int) -> float:
@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    f0, _ = model_from_bundle(weights.load_bundle(args.weights or ensure_default_weights(profile="default")))
+    start = args.weights or ensure_default_weights(profile="default")
+    f0, _ = model_from_bundle(bundle_loading.load_bundle(start))
     m = int(f0.num_classes)
     cfg = TrainerConfig(input_size=(240, 320), num_threads=args.threads)
     per_task, window = 50, 21

@@ -28,7 +28,17 @@ from laecips_core.errors import LaecipsError
 from laecips_core.stores import store_dir
 from laecips_tooling.processes import ProcessGroup, free_port, random_domain_id, ros_env, zenoh_endpoint
 
-from laecips_core import bags, demo_report, imaging, metrics, pretraining, transport, weights
+from laecips_core import (
+    bags,
+    bundle_loading,
+    demo_report,
+    imaging,
+    metrics,
+    pretraining,
+    signing,
+    transport,
+    weights,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "src" / "laecips_bringup" / "config"  # shipped parameter and Zenoh files
@@ -91,7 +101,7 @@ def ensure_keys(folder: Path) -> tuple[Path, Path]:
     priv, pub = folder / "laecips.key", folder / "laecips.pub"
     if priv.is_file() and pub.is_file():
         return priv, pub
-    return weights.generate_keypair(folder, overwrite=True)
+    return signing.generate_keypair(folder, overwrite=True)
 
 
 def ensure_bag(cfg: DemoConfig) -> Path:
@@ -143,7 +153,7 @@ def calibrate_delta(bundle: Path, cfg: DemoConfig, frames: int = 60, stride: int
 
     from laecips_core import data
 
-    loaded = weights.load_bundle(bundle)
+    loaded = bundle_loading.load_bundle(bundle)
     f = build_edge_model(loaded.model_name, loaded.num_classes, pretrained_backbone=False)
     h = MinerNet(loaded.num_classes)
     weights.apply_bundle(loaded, f, h)
@@ -173,7 +183,7 @@ def signed_copy(bundle: Path, folder: Path, private_key: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     copy = folder / bundle.name
     shutil.copyfile(bundle, copy)
-    Path(f"{copy}.sig").write_text(weights.sign_digest(private_key, weights.sha256_file(copy)) + "\n")
+    Path(f"{copy}.sig").write_text(signing.sign_digest(private_key, weights.sha256_file(copy)) + "\n")
     return copy
 
 
@@ -355,7 +365,7 @@ def score_update(
         (``UpdateGain``, details for the report: start version, frames per version, what was scored and,
         as a cross-check, the mIoU of the f labels the edge itself published on those frames).
     """
-    start_version = weights.load_bundle(start_bundle).version
+    start_version = bundle_loading.load_bundle(start_bundle).version
     processed = [(r.stamp, r.edge.version) for r in monitor.frames]
     since = demo_report.frames_since_update(processed, start_version)
     resolve = demo_report.bundle_resolver(start_version, start_bundle, stores)
@@ -488,7 +498,7 @@ def run(cfg: DemoConfig) -> int:
     bundle = signed_copy(bundle, state / "factory", priv)
     common = {
         "zenoh_connect": [endpoint],
-        "edge_model.name": weights.load_bundle(bundle).model_name,
+        "edge_model.name": bundle_loading.load_bundle(bundle).model_name,
         "edge_model.path": str(bundle),
     }
     size = {"input_height": cfg.height, "input_width": cfg.width}

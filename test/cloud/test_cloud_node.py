@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import zenoh
 from cloud_harness import NUM_CLASSES, RosListener, frame, make_bundle, write_params
+from laecips_core.bundle_loading import load_bundle
 from laecips_core.bundles import build_models
 from laecips_core.cloud_robots import RequestEvent
 from laecips_core.fusion import assisted_inference
@@ -34,7 +35,7 @@ from laecips_core.transport import (
     open_session,
     publish_model,
 )
-from laecips_core.weights import WeightStore, load_bundle
+from laecips_core.weight_store import WeightStore
 from launch_helpers import (
     REPO_ROOT,
     ManagedProcess,

@@ -7,7 +7,7 @@ from pathlib import Path
 from cloud_harness import NUM_CLASSES, make_bundle
 from laecips_core.cloud_robots import MODEL_CACHE, RobotModel
 from laecips_core.stores import seed_store
-from laecips_core.weights import WeightStore
+from laecips_core.weight_store import WeightStore
 
 
 class _Log:

@@ -11,6 +11,7 @@ import pytest
 from cloud_harness import NUM_CLASSES, make_bundle, service_config
 from laecips_core.cloud_config import CloudConfig
 from laecips_core.cloud_service import CloudService
+from laecips_core.signing import generate_keypair, sign_digest
 from laecips_core.stores import store_dir
 from laecips_core.transport import (
     CloudClient,
@@ -22,7 +23,7 @@ from laecips_core.transport import (
     sign_announcement,
     update_key,
 )
-from laecips_core.weights import WeightStore, generate_keypair, sign_digest
+from laecips_core.weight_store import WeightStore
 from launch_helpers import free_port, wait_until, zenoh_endpoint
 
 

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from cloud_harness import NUM_CLASSES, write_params
 from diagnostic_msgs.msg import DiagnosticArray
+from laecips_core.bundle_loading import parse_bundle
 from laecips_core.replay import ReplayBuffer
+from laecips_core.signing import generate_keypair, verify_digest
 from laecips_core.stores import replay_path, reports_dir, store_dir
 from laecips_core.transport import (
     ModelAnnouncement,
@@ -20,7 +22,7 @@ from laecips_core.transport import (
     update_key,
     verify_announcement,
 )
-from laecips_core.weights import WeightStore, generate_keypair, parse_bundle, verify_digest
+from laecips_core.weight_store import WeightStore
 from launch_helpers import REPO_ROOT, ProcessGroup, free_port, ros_env, wait_until, zenoh_endpoint
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue

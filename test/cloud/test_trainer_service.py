@@ -13,8 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 from cloud_harness import NUM_CLASSES, make_bundle
+from laecips_core.bundle_loading import parse_bundle
 from laecips_core.errors import ConfigError, WeightsError
 from laecips_core.replay import ReplayBuffer
+from laecips_core.signing import generate_keypair, read_signature, verify_digest
 from laecips_core.stores import store_dir
 from laecips_core.trainer_service import (
     DEFAULT_KEY_NAME,
@@ -30,7 +32,7 @@ from laecips_core.transport import (
     open_session,
     verify_announcement,
 )
-from laecips_core.weights import WeightStore, generate_keypair, parse_bundle, read_signature, verify_digest
+from laecips_core.weight_store import WeightStore
 from launch_helpers import free_port, wait_until, zenoh_endpoint
 
 from laecips_core import trainer_service

@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 from bundle_helpers import write_tiny_bundle
+from laecips_core.bundle_loading import load_bundle, parse_bundle
 from laecips_core.bundles import DEFAULT_MINER_IN_SIZE, build_models, miner_in_size
 from laecips_core.errors import WeightsError
 from laecips_core.mining import MinerNet
 from laecips_core.models import EdgeSegmenter, build_edge_model
-from laecips_core.weights import Bundle, load_bundle, parse_bundle, serialize_bundle
+from laecips_core.weights import Bundle, serialize_bundle
 
 M = 3
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bundle_helpers import write_tiny_bundle
 
-from laecips_core import classes, data, weights
+from laecips_core import bundle_loading, classes, data
 
 
 def test_the_classes_module_agrees_with_the_benchmark() -> None:
@@ -19,7 +19,7 @@ def test_the_classes_module_agrees_with_the_benchmark() -> None:
 def test_a_benchmark_card_gives_the_benchmark_class_names(tmp_path: Path) -> None:
     """A bundle without names whose weight card says it was trained on the benchmark gets classes.CLASSES."""
     path = write_tiny_bundle(tmp_path / "b.safetensors", 1, classes.NUM_CLASSES)
-    meta = weights.read_bundle_metadata(path)
-    assert weights.bundle_class_names(path, meta) is None
+    meta = bundle_loading.read_bundle_metadata(path)
+    assert bundle_loading.bundle_class_names(path, meta) is None
     path.with_suffix(".json").write_text(json.dumps({"data": {"benchmark": "drifting"}}))
-    assert weights.bundle_class_names(path, meta) == list(classes.CLASSES)
+    assert bundle_loading.bundle_class_names(path, meta) == list(classes.CLASSES)

@@ -94,19 +94,19 @@ def test_sign_writes_a_sidecar_the_edge_accepts_and_a_changed_bundle_fails(tmp_p
     from bundle_helpers import write_tiny_bundle
     from laecips_core.errors import WeightsError
 
-    from laecips_core import weights
+    from laecips_core import bundle_loading, signing
 
     assert cli.main(["keygen", str(tmp_path / "keys")]) == 0
     pub = capsys.readouterr().out.split("public key:")[1].split()[0]
     bundle = write_tiny_bundle(tmp_path / "start.safetensors", 0, 4)
     assert cli.main(["sign", str(bundle), "--key", str(tmp_path / "keys" / "laecips.key")]) == 0
     assert f"{bundle}.sig" in capsys.readouterr().out
-    signature = weights.read_signature(bundle)
+    signature = signing.read_signature(bundle)
     assert signature
-    weights.load_bundle(bundle, public_key=pub, signature=signature)
+    bundle_loading.load_bundle(bundle, public_key=pub, signature=signature)
     other = write_tiny_bundle(tmp_path / "other.safetensors", 1, 4)
     with pytest.raises(WeightsError):
-        weights.load_bundle(other, public_key=pub, signature=signature)
+        bundle_loading.load_bundle(other, public_key=pub, signature=signature)
     (tmp_path / "junk.safetensors").write_bytes(b"not a bundle")
     assert (
         cli.main(

@@ -20,7 +20,7 @@ from laecips_core.edge_models import (
 )
 from laecips_core.errors import ConfigError, WeightsError
 
-from laecips_core import transport, weights
+from laecips_core import signing, transport, weights
 
 
 def test_load_candidate_builds_the_bundles_f_and_refuses_what_does_not_verify(tmp_path: Path):
@@ -43,17 +43,17 @@ def test_load_candidate_builds_the_bundles_f_and_refuses_what_does_not_verify(tm
 
 
 def test_load_candidate_with_a_trusted_key_needs_a_valid_signature_file(tmp_path: Path):
-    private, public = weights.generate_keypair(tmp_path / "keys", name="trainer")
-    other, _ = weights.generate_keypair(tmp_path / "keys", name="other")
+    private, public = signing.generate_keypair(tmp_path / "keys", name="trainer")
+    other, _ = signing.generate_keypair(tmp_path / "keys", name="other")
     path = bundle(tmp_path / "v1.safetensors", 1, label=2)
     cfg = edge_cfg(trusted_public_key=str(public))
     with pytest.raises(WeightsError, match="no signature file"):
         load_candidate(cfg, path, origin="operator")
     digest = weights.sha256_file(path)
-    weights.write_signature(path, weights.sign_digest(other, digest))
+    signing.write_signature(path, signing.sign_digest(other, digest))
     with pytest.raises(WeightsError, match="signature"):
         load_candidate(cfg, path, origin="operator")
-    weights.write_signature(path, weights.sign_digest(private, digest))
+    signing.write_signature(path, signing.sign_digest(private, digest))
     assert load_candidate(cfg, path, origin="operator").version == 1
 
 
@@ -112,7 +112,7 @@ def test_operator_paths_are_checked_cheaply_and_loaded_like_updates(tmp_path: Pa
     garbage = tmp_path / "garbage.safetensors"
     garbage.write_bytes(b"not a bundle")
     assert check_operator_path(cfg, str(garbage)) == str(garbage)  # only the worker reads it
-    priv, pub = weights.generate_keypair(tmp_path / "keys")
+    priv, pub = signing.generate_keypair(tmp_path / "keys")
     with pytest.raises(ConfigError, match="no signature file"):
         check_operator_path(replace(cfg, trusted_public_key=str(pub)), str(v1))
 

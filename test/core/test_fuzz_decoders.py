@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from laecips_core.errors import LaecipsError
 from laecips_core.replay import ReplayBuffer
 
-from laecips_core import imaging, transport, weights
+from laecips_core import bundle_loading, imaging, signing, transport, weights
 
 T = TypeVar("T")
 
@@ -377,12 +377,12 @@ def test_fuzz_model_announcement_from_json(text):
 def test_fuzz_signature_record(text):
     """The .sig sidecar beside a stored bundle (read back from disk on every load)."""
     parsed = outcome(
-        "weights.parse_signature_record",
-        lambda: weights.parse_signature_record(text.decode("utf-8", "replace")),
+        "signing.parse_signature_record",
+        lambda: signing.parse_signature_record(text.decode("utf-8", "replace")),
     )
     if parsed is not None:
         fields, signature = parsed
-        assert set(fields) == set(weights.STATEMENT_FIELDS) and isinstance(signature, str)
+        assert set(fields) == set(signing.STATEMENT_FIELDS) and isinstance(signature, str)
 
 
 # ------------------------------------------------------------------------------------------ weights
@@ -402,7 +402,7 @@ def _check_bundle(bundle: weights.Bundle) -> None:
 @FUZZ
 @given(data=mutated(VALID_BUNDLE))
 def test_fuzz_parse_bundle_bytes(data):
-    bundle = outcome("weights.parse_bundle (mutated)", lambda: weights.parse_bundle(data))
+    bundle = outcome("bundle_loading.parse_bundle (mutated)", lambda: bundle_loading.parse_bundle(data))
     if bundle is not None:
         _check_bundle(bundle)
 
@@ -438,7 +438,7 @@ def safetensors_files(draw: st.DrawFn) -> bytes:
 @given(data=safetensors_files())
 def test_fuzz_parse_bundle_forged_header(data):
     """The safetensors header and its metadata as a lying trainer or a corrupt disk could hold them."""
-    bundle = outcome("weights.parse_bundle (forged header)", lambda: weights.parse_bundle(data))
+    bundle = outcome("bundle_loading.parse_bundle (forged header)", lambda: bundle_loading.parse_bundle(data))
     if bundle is not None:
         _check_bundle(bundle)
 
@@ -461,7 +461,7 @@ def test_fuzz_bundle_metadata(meta):
     from safetensors.torch import save
 
     data = save({"f.w": torch.zeros(2), "h.b": torch.ones(1)}, metadata=meta)
-    bundle = outcome("weights.parse_bundle (metadata)", lambda: weights.parse_bundle(data))
+    bundle = outcome("bundle_loading.parse_bundle (metadata)", lambda: bundle_loading.parse_bundle(data))
     if bundle is not None:
         _check_bundle(bundle)
 
@@ -471,7 +471,8 @@ def test_fuzz_bundle_metadata(meta):
 def test_fuzz_safetensors_header_nested_deeply(depth, opener):
     text = b'{"__metadata__":' + opener * depth
     data = struct.pack("<Q", len(text)) + text
-    assert outcome("weights.parse_bundle (nested header)", lambda: weights.parse_bundle(data)) is None
+    nested = outcome("bundle_loading.parse_bundle (nested header)", lambda: bundle_loading.parse_bundle(data))
+    assert nested is None
 
 
 # ------------------------------------------------------------------------------------------- replay

@@ -7,12 +7,13 @@ import threading
 import numpy as np
 import pytest
 import torch
+from laecips_core.bundle_loading import load_bundle
 from laecips_core.errors import ConfigError, ImageError, WeightsError
 from laecips_core.mining import MessMiner, MinerNet, NeuralMiner
 from laecips_core.models import build_edge_model, preprocess
 from laecips_core.predictor import EdgePredictor, EdgeResult, miner_network
 from laecips_core.streamnorm import DEFAULT_STREAM_NORM_PRIOR, with_stream_norm
-from laecips_core.weights import load_bundle, save_bundle
+from laecips_core.weights import save_bundle
 
 M = 6
 

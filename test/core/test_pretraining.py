@@ -27,7 +27,7 @@ from laecips_core.pretraining import (
 )
 from torch import nn
 
-from laecips_core import pretraining, weights
+from laecips_core import bundle_loading, pretraining, weights
 
 SIZE = (32, 48)
 
@@ -186,7 +186,7 @@ def test_test_profile_writes_a_loadable_cached_bundle(tmp_path: Path) -> None:
     assert 0.0 < metrics["f_val"]["pixel_acc"] <= 1.0
     assert metrics["miner_train"]["hard"] + metrics["miner_train"]["easy"] == metrics["n_frames"]["miner"]
 
-    bundle = weights.load_bundle(path, expected_sha256=card["sha256"])
+    bundle = bundle_loading.load_bundle(path, expected_sha256=card["sha256"])
     assert bundle.metadata["model_name"] == "tiny_fcn" and bundle.metadata["version"] == "0"
     num_classes = int(bundle.metadata["num_classes"])
     f = build_edge_model("tiny_fcn", num_classes, pretrained_backbone=False)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 from bundle_helpers import write_tiny_bundle
+from laecips_core.bundle_loading import load_bundle
 from laecips_core.errors import ConfigError, WeightsError
 from laecips_core.stores import replay_path, reports_dir, seed_store, store_dir
-from laecips_core.weights import WeightStore, load_bundle
+from laecips_core.weight_store import WeightStore
 
 NUM_CLASSES = 3
 

@@ -13,14 +13,17 @@ import numpy as np
 import pytest
 from bundle_helpers import write_tiny_bundle
 from laecips_core.bags import write_frames_bag
+from laecips_core.bundle_loading import load_bundle
 from laecips_core.bundles import build_models
 from laecips_core.errors import ConfigError
 from laecips_core.jobspec import JobSpec
 from laecips_core.lvm import masks_from_label_map
 from laecips_core.replay import ReplayBuffer
+from laecips_core.signing import read_signature
 from laecips_core.stores import replay_path, reports_dir, seed_store, store_dir
 from laecips_core.training_job import load_validation_bag, main, run_job
-from laecips_core.weights import WeightStore, load_bundle, read_signature, sha256_file
+from laecips_core.weight_store import WeightStore
+from laecips_core.weights import sha256_file
 from toy_data import toy_frames
 
 M = 3

@@ -106,16 +106,16 @@ def _diagnostics(values: dict[str, str]):
 def test_score_update_uses_the_version_the_edge_ran_per_frame(demo, tmp_path: Path, monkeypatch) -> None:
     from bundle_helpers import write_tiny_bundle
 
-    from laecips_core import weights
+    from laecips_core import signing, weight_store, weights
 
     classes = demo.NUM_CLASSES
     hw = (48, 64)
-    priv, pub = weights.generate_keypair(tmp_path / "keys")
+    priv, pub = signing.generate_keypair(tmp_path / "keys")
     start = write_tiny_bundle(tmp_path / "factory" / "start.safetensors", 0, classes, label=2)
-    store = weights.WeightStore(tmp_path / "weights" / "robot1")
+    store = weight_store.WeightStore(tmp_path / "weights" / "robot1")
     v1 = store.put(write_tiny_bundle(tmp_path / "v1.safetensors", 1, classes, label=5).read_bytes(), 1)
     for path in (start, v1):
-        weights.write_signature(path, weights.sign_digest(priv, weights.sha256_file(path)))
+        signing.write_signature(path, signing.sign_digest(priv, weights.sha256_file(path)))
     gt = np.full(hw, 5, np.uint8)
     gt[:, :16] = 2  # f v0 (all 2): mIoU 0.125; f v1 (all 5): 0.375
     monitor = demo.Monitor({s * 1_000_000_000: gt for s in (1, 2, 3)})

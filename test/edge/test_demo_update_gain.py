@@ -9,7 +9,7 @@ import pytest
 from bundle_helpers import write_tiny_bundle
 from laecips_core.errors import WeightsError
 
-from laecips_core import demo_report, weights
+from laecips_core import demo_report, signing, weight_store, weights
 
 M = 8
 HW = (48, 64)  # EdgePredictor needs >= 32 pixels a side
@@ -82,12 +82,12 @@ def test_upload_drops_share_and_bound() -> None:
 def signed_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """(starting bundle v0 labelling everything 2, a store with v1 labelling everything 5, public key)."""
     root = tmp_path_factory.mktemp("gain")
-    priv, pub = weights.generate_keypair(root / "keys")
+    priv, pub = signing.generate_keypair(root / "keys")
     start = write_tiny_bundle(root / "factory" / "start.safetensors", 0, M, label=2)
-    store = weights.WeightStore(root / "store")
+    store = weight_store.WeightStore(root / "store")
     v1 = write_tiny_bundle(root / "v1.safetensors", 1, M, label=5)
     for path in (start, store.put(v1.read_bytes(), 1)):
-        weights.write_signature(path, weights.sign_digest(priv, weights.sha256_file(path)))
+        signing.write_signature(path, signing.sign_digest(priv, weights.sha256_file(path)))
     return start, store.directory, pub
 
 

@@ -33,7 +33,7 @@ from laecips_core.stores import replay_path
 from launch_helpers import REPO_ROOT, ProcessGroup, random_domain_id, ros_env
 from sensor_msgs.msg import CompressedImage, Image
 
-from laecips_core import imaging, transport, weights
+from laecips_core import bundle_loading, imaging, signing, transport, weights
 
 BASE_STAMP = 1_700_000_000 * 1_000_000_000
 
@@ -246,8 +246,8 @@ def test_trainer_update_reaches_the_edge_end_to_end(tmp_path: Path, router):
     # A deliberately poor start: random-init tiny_fcn, whose noisy labels Algorithm 1 smooths per mask,
     # so training on F(x) raises held-back agreement and the trainer's check passes.
     start = make_bundle(tmp_path / "start.safetensors", 0, None, seed=1)
-    priv, pub_key = weights.generate_keypair(tmp_path / "keys", name="trainer")
-    Path(f"{start}.sig").write_text(weights.sign_digest(priv, weights.sha256_file(start)))
+    priv, pub_key = signing.generate_keypair(tmp_path / "keys", name="trainer")
+    Path(f"{start}.sig").write_text(signing.sign_digest(priv, weights.sha256_file(start)))
     params = edge_params(
         tmp_path, endpoint, start, threshold=1.0, deadline_s=5.0, trusted_public_key=str(pub_key)
     )
@@ -283,7 +283,7 @@ def test_trainer_update_reaches_the_edge_end_to_end(tmp_path: Path, router):
             assert new.model_version == version
             assert not np.array_equal(mono8(new.labels), mono8(old.labels)), "f did not change"
             stored = Path(peer.get_parameter("edge_model.path"))
-            assert weights.load_bundle(stored).version == version
+            assert bundle_loading.load_bundle(stored).version == version
             assert edge.alive() and trainer.alive(), group.logs()
         finally:
             peer.close()
@@ -404,10 +404,10 @@ def test_model_updates_verified_swapped_and_operator_rollback(tmp_path: Path, ro
 @pytest.mark.slow
 def test_trusted_key_requires_signed_bundles(tmp_path: Path, router, bundles):
     endpoint, session = router
-    priv, pub_key = weights.generate_keypair(tmp_path / "keys")
-    other_priv, _ = weights.generate_keypair(tmp_path / "other_keys")
+    priv, pub_key = signing.generate_keypair(tmp_path / "keys")
+    other_priv, _ = signing.generate_keypair(tmp_path / "other_keys")
     start_bundle = bundles[0]
-    Path(f"{start_bundle}.sig").write_text(weights.sign_digest(priv, weights.sha256_file(start_bundle)))
+    Path(f"{start_bundle}.sig").write_text(signing.sign_digest(priv, weights.sha256_file(start_bundle)))
     domain = random_domain_id()
     params = edge_params(tmp_path, endpoint, start_bundle, trusted_public_key=str(pub_key))
     with ProcessGroup(tmp_path / "logs", timeout_s=300) as group:
@@ -427,11 +427,11 @@ def test_trusted_key_requires_signed_bundles(tmp_path: Path, router, bundles):
             assert wait_for(lambda: edge.log().count("update v1 refused") == 1, 30), edge.log()[-2000:]
             assert "unsigned" in edge.log().split("update v1 refused")[1][:300]
             unsigned.close()
-            forged = announce(weights.sign_digest(other_priv, digest))
+            forged = announce(signing.sign_digest(other_priv, digest))
             assert wait_for(lambda: edge.log().count("update v1 refused") == 2, 30), edge.log()[-2000:]
             assert "signature" in edge.log().split("update v1 refused")[2][:300]
             forged.close()
-            digest_only = announce(weights.sign_digest(priv, digest))  # the old trainer's signature
+            digest_only = announce(signing.sign_digest(priv, digest))  # the old trainer's signature
             assert wait_for(lambda: edge.log().count("update v1 refused") == 3, 30), edge.log()[-2000:]
             assert "sha256 only" in edge.log().split("update v1 refused")[3][:300]
             digest_only.close()

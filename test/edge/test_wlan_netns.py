@@ -40,7 +40,7 @@ from launch_helpers import ManagedProcess, ProcessGroup, random_domain_id, ros_e
 from wlan_camera import read_frame_code
 from wlan_netns import WlanLink, unavailable_reason
 
-from laecips_core import weights
+from laecips_core import signing, weights
 
 pytestmark = pytest.mark.slow
 
@@ -174,8 +174,8 @@ def wlan(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) 
         pytest.skip(f"WLAN emulation skipped: {reason}")
     tmp = tmp_path_factory.mktemp("wlan")
     bundle = make_bundle(tmp / "v0.safetensors", 0, None, seed=3)
-    priv, pub_key = weights.generate_keypair(tmp / "keys", name="trainer")
-    Path(f"{bundle}.sig").write_text(weights.sign_digest(priv, weights.sha256_file(bundle)))
+    priv, pub_key = signing.generate_keypair(tmp / "keys", name="trainer")
+    Path(f"{bundle}.sig").write_text(signing.sign_digest(priv, weights.sha256_file(bundle)))
     domain = random_domain_id()
     with WlanLink() as link, ProcessGroup(tmp / "logs", timeout_s=600, grace_s=3.0) as group:
         router_cfg = _zenoh_file(tmp / "router.json5", "router",

@@ -11,11 +11,12 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from laecips_core.bundle_loading import load_bundle
 from laecips_core.bundles import build_models
 from laecips_core.errors import LaecipsError
 from laecips_core.logs import Logger
 from laecips_core.predictor import EdgePredictor
-from laecips_core.weights import WeightStore, load_bundle
+from laecips_core.weight_store import WeightStore
 
 MODEL_CACHE = 2
 """Copies of f kept per robot (the current version and the previous one, for requests in flight)."""

@@ -35,7 +35,7 @@ from laecips_core.predictor import EdgePredictor
 from laecips_core.replay import ReplayBuffer
 from laecips_core.stores import replay_path, seed_store, store_dir
 from laecips_core.supervision import Supervisor, WorkerHealth
-from laecips_core.weights import WeightStore
+from laecips_core.weight_store import WeightStore
 
 # ----------------------------------------------------------------------------------- the service
 

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from laecips_core import metrics, weights
+from laecips_core import bundle_loading, metrics, signing, weight_store
 from laecips_core.errors import WeightsError
 
 EXIT_OK = 0
@@ -95,7 +95,7 @@ def bundle_resolver(start_version: int, start_bundle: Path, stores: Sequence[Pat
     Args:
         start_version: version of ``start_bundle``.
         start_bundle: the bundle the edge started with.
-        stores: ``weights.WeightStore`` folders (``bundle_v<version>.safetensors``), searched in order.
+        stores: ``weight_store.WeightStore`` folders (``bundle_v<version>.safetensors``), searched in order.
 
     Returns:
         version -> path; the function raises WeightsError for a version no store holds.
@@ -106,7 +106,7 @@ def bundle_resolver(start_version: int, start_bundle: Path, stores: Sequence[Pat
             return start_bundle
         for folder in stores:
             if Path(folder).is_dir():
-                path = weights.WeightStore(folder).path(int(version))
+                path = weight_store.WeightStore(folder).path(int(version))
                 if path.is_file():
                     return path
         raise WeightsError(
@@ -133,10 +133,10 @@ def f_labeller(
     from laecips_core.mining import MessMiner
     from laecips_core.predictor import EdgePredictor
 
-    signature = weights.read_signature(bundle_path) if public_key is not None else None
+    signature = signing.read_signature(bundle_path) if public_key is not None else None
     if public_key is not None and signature is None:
         raise WeightsError(f"bundle {bundle_path} has no .sig file but a public key was given")
-    bundle = weights.load_bundle(bundle_path, public_key=public_key, signature=signature)
+    bundle = bundle_loading.load_bundle(bundle_path, public_key=public_key, signature=signature)
     f, _ = model_from_bundle(bundle)
     # h is not scored: a miner without a network keeps the predictor light.
     predictor = EdgePredictor(f, MessMiner(), input_size=input_size, version=bundle.version)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import zenoh
 
-from laecips_core import imaging, transport, weights
+from laecips_core import bundle_loading, imaging, transport
 from laecips_core.classes import NUM_CLASSES
 from laecips_core.errors import ConfigError, WeightsError
 from laecips_core.models import DEFAULT_EDGE_MODEL
@@ -59,7 +59,7 @@ class EdgeConfig:
         edge_model_version: version of the running weights (set by the node only).
         num_classes: M; 0 = the bundle's (``edge_model_path``), or the length of ``class_names``.
         class_names: the M class names published on ``~/classes``; empty = the bundle's
-            (``weights.bundle_class_names``), else ``class_<i>``.
+            (``bundle_loading.bundle_class_names``), else ``class_<i>``.
         input_height: height f runs at (pixels; 0 = the camera's).
         input_width: width f runs at (pixels; 0 = the camera's).
         stream_norm_prior: N of ``streamnorm``: f normalises each frame with (N * stored + the frame's
@@ -213,7 +213,7 @@ def resolve_defaults(cfg: EdgeConfig, namespace: str = "/") -> EdgeConfig:
     if cfg.num_classes == 0:
         if cfg.edge_model_path:
             try:
-                meta = weights.read_bundle_metadata(Path(cfg.edge_model_path).expanduser())
+                meta = bundle_loading.read_bundle_metadata(Path(cfg.edge_model_path).expanduser())
             except WeightsError as err:
                 raise ConfigError(f"num_classes 0 takes M from edge_model.path, but {err}") from err
             changes["num_classes"] = int(meta["num_classes"])
@@ -229,7 +229,8 @@ def class_names_for(cfg: EdgeConfig, bundle_path: str | Path | None) -> list[str
     names = None
     if bundle_path:
         try:
-            names = weights.bundle_class_names(bundle_path, weights.read_bundle_metadata(bundle_path))
+            meta = bundle_loading.read_bundle_metadata(bundle_path)
+            names = bundle_loading.bundle_class_names(bundle_path, meta)
         except WeightsError:
             names = None
     if names is not None and len(names) == cfg.num_classes:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import zenoh
 
-from laecips_core import transport, weights
+from laecips_core import bundle_loading, signing, transport, weight_store, weights
 from laecips_core.edge_config import EdgeConfig
 from laecips_core.errors import ConfigError, WeightsError
 from laecips_core.predictor import EdgePredictor
@@ -116,20 +116,20 @@ def load_candidate(
     """
     key = cfg.trusted_public_key or None
     if key is not None and signature is None:
-        signature = weights.read_signature(path)
+        signature = signing.read_signature(path)
         if signature is None:
             raise WeightsError(
-                f"{path} has no signature file {path}{weights.SIGNATURE_SUFFIX} and trusted_public_key "
+                f"{path} has no signature file {path}{signing.SIGNATURE_SUFFIX} and trusted_public_key "
                 "is set: load a signed bundle (the node keeps one .sig per received version)"
             )
     if key is not None and signature is not None:
-        record = weights.parse_signature_record(signature)
+        record = signing.parse_signature_record(signature)
         if record is not None and record[0]["robot_id"] != cfg.robot_id:
             raise WeightsError(
                 f"{path} was announced for robot {record[0]['robot_id']!r}, not {cfg.robot_id!r}; "
                 "do not load another robot's weights"
             )
-    bundle = weights.load_bundle(
+    bundle = bundle_loading.load_bundle(
         path,
         expected_sha256=expected_sha256,
         public_key=key,
@@ -249,7 +249,7 @@ def prepare_update(
         session,
         cfg.robot_id,
         announcement,
-        weights.WeightStore(cfg.weights_path),
+        weight_store.WeightStore(cfg.weights_path),
         model_name=cfg.edge_model_name,
         num_classes=cfg.num_classes,
         public_key=cfg.trusted_public_key or None,
@@ -310,7 +310,7 @@ def check_operator_path(cfg: EdgeConfig, value: object) -> str:
         raise ConfigError(f"edge_model.path {value!r} is not a .safetensors bundle: give one")
     if not path.is_file() or not os.access(path, os.R_OK):
         raise ConfigError(f"edge_model.path {value!r}: cannot read it (no such readable file)")
-    signature = Path(f"{path}{weights.SIGNATURE_SUFFIX}")
+    signature = Path(f"{path}{signing.SIGNATURE_SUFFIX}")
     if cfg.trusted_public_key and not signature.is_file():
         raise ConfigError(
             f"edge_model.path {value!r} has no signature file {signature} and trusted_public_key is set: "

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from laecips_core import bags, fusion, imaging, metrics, mining, models, weights
+from laecips_core import bags, bundle_loading, fusion, imaging, metrics, mining, models, weights
 from laecips_core.adaptation import ContinualTrainer, adapt_batchnorm
 from laecips_core.assisted import AssistedInference
 from laecips_core.data import task_label
@@ -1084,11 +1084,11 @@ def prepare_start_model(cfg: EvalConfig, source: StreamSource) -> tuple[StartMod
         return _pretrain_on_task(cfg, source)
     if cfg.weights is not None:
         path = Path(cfg.weights)
-        bundle = weights.load_bundle(cfg.weights)
+        bundle = bundle_loading.load_bundle(cfg.weights)
         description: dict[str, Any] = {"kind": "bundle", "path": str(cfg.weights), **bundle.metadata}
     else:
         path = pretraining.ensure_default_weights(profile=cfg.weights_profile, progress=cfg.progress)
-        bundle = weights.load_bundle(path)
+        bundle = bundle_loading.load_bundle(path)
         description = {
             "kind": "default",
             "profile": cfg.weights_profile,
@@ -1112,7 +1112,9 @@ def prepare_start_model(cfg: EvalConfig, source: StreamSource) -> tuple[StartMod
         height, width = _first_frame_size(source)
         calibration = _benchmark_calibration(cfg, height, width)
     # Names: the stream's classes topic, else the bundle's (its metadata or card), else class_<i>.
-    names = _class_names(source.class_names or weights.bundle_class_names(path, bundle.metadata), num_classes)
+    names = _class_names(
+        source.class_names or bundle_loading.bundle_class_names(path, bundle.metadata), num_classes
+    )
     return StartModel(f, h, num_classes, names, calibration, description), source
 
 
@@ -1166,7 +1168,7 @@ def _pretrain_on_task(cfg: EvalConfig, source: StreamSource) -> tuple[StartModel
         name=f"pretrain-task{k}",
         data_info={"source": source.description, "task": k, "frames": len(task_frames)},
     )
-    f, h = model_from_bundle(weights.load_bundle(result.bundle_path))
+    f, h = model_from_bundle(bundle_loading.load_bundle(result.bundle_path))
     calibration = cast("list[StreamFrame]", pretraining.split_frames(labelled, pcfg)[2])
 
     def frames() -> Iterator[StreamFrame]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from laecips_core.bundle_loading import load_bundle
 from laecips_core.errors import WeightsError
 from laecips_core.transport import validate_robot_id
-from laecips_core.weights import WeightStore, load_bundle, sha256_bytes, sha256_file
+from laecips_core.weight_store import WeightStore
+from laecips_core.weights import sha256_bytes, sha256_file
 
 
 def replay_path(replay_dir: str | os.PathLike[str], robot_id: str) -> Path:

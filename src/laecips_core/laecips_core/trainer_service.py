@@ -24,6 +24,7 @@ from typing import Any
 import zenoh
 
 from laecips_core import transport
+from laecips_core.bundle_loading import load_bundle, parse_bundle
 from laecips_core.errors import ConfigError, LaecipsError, WeightsError
 from laecips_core.jobspec import JobSpec
 from laecips_core.logs import Logger
@@ -36,17 +37,11 @@ from laecips_core.params import (
     check_robot_ids,
 )
 from laecips_core.replay import ReplayBuffer
+from laecips_core.signing import generate_keypair, sign_digest, write_signature
 from laecips_core.stores import replay_path, reports_dir, seed_store, store_dir
 from laecips_core.training import TrainerConfig, should_train
-from laecips_core.weights import (
-    WeightStore,
-    generate_keypair,
-    load_bundle,
-    parse_bundle,
-    sha256_bytes,
-    sign_digest,
-    write_signature,
-)
+from laecips_core.weight_store import WeightStore
+from laecips_core.weights import sha256_bytes
 
 DEFAULT_KEY_NAME = "trainer"
 FAILURE_BACKOFF_S = (5.0, 300.0)

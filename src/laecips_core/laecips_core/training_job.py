@@ -15,18 +15,14 @@ from typing import Any
 import numpy as np
 
 from laecips_core.adaptation import ContinualTrainer
+from laecips_core.bundle_loading import load_bundle
 from laecips_core.bundles import build_models
 from laecips_core.errors import ConfigError, LaecipsError, WeightsError
 from laecips_core.jobspec import JobSpec
 from laecips_core.replay import ReplayBuffer
 from laecips_core.training import plot_report
-from laecips_core.weights import (
-    WeightStore,
-    atomic_write_bytes,
-    load_bundle,
-    serialize_bundle,
-    sha256_bytes,
-)
+from laecips_core.weight_store import WeightStore
+from laecips_core.weights import atomic_write_bytes, serialize_bundle, sha256_bytes
 
 _REPLAY_READ_MAXSIZE = 10**9
 """maxsize of the trainer's handle on the buffer: it never appends, so this bound never applies."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
-from laecips_core import weights
+from laecips_core import signing
 from laecips_core.errors import WeightsError, WireFormatError
 from laecips_core.transport.keys import validate_robot_id, weights_key
 from laecips_core.transport.wire import (
@@ -94,7 +94,7 @@ class ModelAnnouncement:
 
         "" and the explicit default uri give the same statement (publish_model fills the uri in).
         """
-        return weights.announcement_statement(
+        return signing.announcement_statement(
             {
                 "robot_id": validate_robot_id(robot_id),
                 "version": int(self.version),
@@ -108,10 +108,10 @@ class ModelAnnouncement:
         )
 
     def signature_record(self, robot_id: str) -> str:
-        """The ``.sig`` sidecar text keeping this signed announcement (weights.signature_record)."""
+        """The ``.sig`` sidecar text keeping this signed announcement (signing.signature_record)."""
         fields = json.loads(self.statement(robot_id))
         del fields["format"]
-        return weights.signature_record(fields, self.signature)
+        return signing.signature_record(fields, self.signature)
 
     @classmethod
     def _validate(cls, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -151,14 +151,14 @@ def sign_announcement(
     Args:
         announcement: The fields to announce (its signature is replaced).
         robot_id: The robot it is for (part of what is signed).
-        private_key: The trainer's Ed25519 key (PEM path or bytes, weights.generate_keypair).
+        private_key: The trainer's Ed25519 key (PEM path or bytes, signing.generate_keypair).
 
     Returns:
         The announcement with uri filled in and ``signature`` set.
     """
     filled = dataclasses.replace(announcement, uri=announcement.effective_uri(robot_id), signature="")
     return dataclasses.replace(
-        filled, signature=weights.sign_message(private_key, filled.statement(robot_id))
+        filled, signature=signing.sign_message(private_key, filled.statement(robot_id))
     )
 
 
@@ -176,7 +176,7 @@ def verify_announcement(
             "the announcement is unsigned but a trusted public key is set; sign bundles on the trainer"
         )
     try:
-        weights.verify_message(
+        signing.verify_message(
             public_key,
             announcement.statement(robot_id),
             announcement.signature,
@@ -190,7 +190,7 @@ def verify_announcement(
     except WeightsError as err:
         fields_error = err
     try:
-        weights.verify_digest(public_key, announcement.sha256, announcement.signature)
+        signing.verify_digest(public_key, announcement.sha256, announcement.signature)
     except WeightsError:
         raise fields_error from None
     raise WeightsError(

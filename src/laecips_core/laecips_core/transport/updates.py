@@ -16,7 +16,7 @@ from typing import Final
 
 import zenoh
 
-from laecips_core import weights
+from laecips_core import bundle_loading, signing, weight_store, weights
 from laecips_core.errors import WeightsError, WireFormatError
 from laecips_core.transport.announcement import ModelAnnouncement, verify_announcement
 from laecips_core.transport.client import error_text, zbytes
@@ -154,7 +154,7 @@ def query_latest_announcement(
     return best
 
 
-def _file_uri_path(uri: str, store: weights.WeightStore | None) -> Path:
+def _file_uri_path(uri: str, store: weight_store.WeightStore | None) -> Path:
     """The path of a ``file://`` uri if it names a file inside ``store``'s directory, else WeightsError.
 
     A uri on the wire must never make the receiver read an arbitrary local file (/dev/zero, /proc/...):
@@ -187,7 +187,7 @@ def fetch_weights(
     timeout_s: float,
     *,
     max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES,
-    store: weights.WeightStore | None = None,
+    store: weight_store.WeightStore | None = None,
 ) -> bytes:
     """Fetch the bundle an announcement points to and verify its size and sha256 (edge/cloud side).
 
@@ -233,7 +233,7 @@ def fetch_into_store(
     session: zenoh.Session,
     robot_id: str,
     announcement: ModelAnnouncement,
-    store: weights.WeightStore,
+    store: weight_store.WeightStore,
     *,
     model_name: str,
     num_classes: int | None,
@@ -251,7 +251,7 @@ def fetch_into_store(
     again, a version below the newest stored one is refused unless ``allow_rollback``. Otherwise the
     bytes are fetched (at most max_bytes), checked against the sha256 and their metadata (model name,
     version, M) and stored atomically. The signed announcement is kept beside the file
-    (``<bundle>.sig``, weights.signature_record) so the bundle can be re-verified later.
+    (``<bundle>.sig``, signing.signature_record) so the bundle can be re-verified later.
 
     Returns:
         (path of the stored bundle, True when it was fetched now).
@@ -287,7 +287,7 @@ def fetch_into_store(
                 "only go up; an operator rollback loads a stored file (edge_model.path) instead"
             )
         data = fetch_weights(session, robot_id, announcement, timeout_s, max_bytes=max_bytes, store=store)
-        bundle = weights.parse_bundle(
+        bundle = bundle_loading.parse_bundle(
             data, expected_sha256=announcement.sha256, source=f"{robot_id} v{version}"
         )
         if (
@@ -307,9 +307,9 @@ def fetch_into_store(
                 raise
         if weights.sha256_file(path) != announcement.sha256:
             raise WeightsError(f"{path} holds different weights for v{version}; move it away first")
-    if announcement.signature and (public_key or fetched or weights.read_signature(path) is None):
+    if announcement.signature and (public_key or fetched or signing.read_signature(path) is None):
         # an unverified signature never replaces a sidecar already there (e.g. the trainer's)
-        weights.write_signature(path, announcement.signature_record(robot_id))
+        signing.write_signature(path, announcement.signature_record(robot_id))
     return path, fetched
 
 

@@ -8,25 +8,7 @@ from cloud_harness import NUM_CLASSES, make_bundle
 from laecips_core.cloud_robots import MODEL_CACHE, RobotModel
 from laecips_core.stores import seed_store
 from laecips_core.weight_store import WeightStore
-
-
-class _Log:
-    """A Logger that records (level, message)."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-
-    def info(self, msg: str) -> None:
-        self.lines.append(("info", msg))
-
-    def warning(self, msg: str) -> None:
-        self.lines.append(("warning", msg))
-
-    def error(self, msg: str) -> None:
-        self.lines.append(("error", msg))
-
-    def count(self, level: str, text: str) -> int:
-        return sum(1 for lev, msg in self.lines if lev == level and text in msg)
+from log_helpers import RecordingLog
 
 
 def test_robot_model_follows_the_edges_version_and_survives_missing_and_broken_files(
@@ -40,7 +22,7 @@ def test_robot_model_follows_the_edges_version_and_survives_missing_and_broken_f
             version,
         )
     store.path(3).write_bytes(b"not a bundle")
-    log = _Log()
+    log = RecordingLog()
     model = RobotModel(store, 0, None)
     assert (model.model_name, model.num_classes, model.current) == ("tiny_fcn", NUM_CLASSES, 0)
 

@@ -34,27 +34,9 @@ from laecips_core.transport import (
 )
 from laecips_core.weight_store import WeightStore
 from launch_helpers import free_port, wait_until, zenoh_endpoint
+from log_helpers import RecordingLog
 
 from laecips_core import trainer_service
-
-
-class _Log:
-    """A Logger (laecips_core.logs) that keeps its lines."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-
-    def info(self, message: str) -> None:
-        self.lines.append(("info", message))
-
-    def warning(self, message: str) -> None:
-        self.lines.append(("warning", message))
-
-    def error(self, message: str) -> None:
-        self.lines.append(("error", message))
-
-    def text(self, level: str) -> str:
-        return "\n".join(m for lvl, m in self.lines if lvl == level)
 
 
 def _config(tmp_path: Path, initial_bundle: Path | None, **changes: Any) -> TrainerNodeConfig:
@@ -163,14 +145,14 @@ def test_an_empty_store_without_a_seed_bundle_is_refused(tmp_path: Path) -> None
     session = open_session(cfg.zenoh())
     try:
         with pytest.raises(ConfigError, match="edge_model.path"):
-            TrainerService(cfg, session, _Log())
+            TrainerService(cfg, session, RecordingLog())
     finally:
         session.close()
 
 
 def test_start_seeds_each_store_and_creates_a_signing_key_once(tmp_path: Path, initial_bundle: Path) -> None:
     cfg = _config(tmp_path, initial_bundle, robot_ids=("robot1", "robot2"))
-    log = _Log()
+    log = RecordingLog()
     with _service(cfg, log=log) as service:
         key = tmp_path / "weights" / "keys" / f"{DEFAULT_KEY_NAME}.key"
         assert service.key_path == key and service.public_key_path == key.with_suffix(".pub")
@@ -192,7 +174,7 @@ def test_start_seeds_each_store_and_creates_a_signing_key_once(tmp_path: Path, i
         service.republish()  # only the seed version: nothing trained to announce
         assert service.robots["robot1"].published == 0
     before = key.read_bytes()
-    log = _Log()
+    log = RecordingLog()
     with _service(_config(tmp_path, initial_bundle), log=log) as service:  # a restarted trainer
         assert service.key_path.read_bytes() == before and "created signing key" not in log.text("info")
 
@@ -273,7 +255,7 @@ def test_republish_refuses_a_bundle_of_another_model(tmp_path: Path, initial_bun
     cfg = _config(tmp_path, initial_bundle)
     store = WeightStore(store_dir(cfg.weights_dir, "robot1"))
     store.put(make_bundle(tmp_path / "v1.safetensors", version=1, seed=1).read_bytes(), 1)
-    log = _Log()
+    log = RecordingLog()
     published: list[ModelAnnouncement] = []
     other = replace(cfg, edge_model_name="lraspp_mobilenetv3")
     with _service(other, log=log, on_published=lambda r, a: published.append(a)) as service:
@@ -294,7 +276,7 @@ def test_a_training_process_publishes_a_signed_fetchable_update_then_a_refusal(
         tmp_path, initial_bundle, signing_key=str(priv), maxsize=4, epochs=2, lr=0.01, batch_size=4,
         input_height=32, input_width=32, min_improvement=-1.0, train_threads=1,
     )  # fmt: skip
-    log = _Log()
+    log = RecordingLog()
     published: list[tuple[str, ModelAnnouncement]] = []
     with _service(cfg, log=log, on_published=lambda r, a: published.append((r, a))) as service:
         state = service.robots["robot1"]
@@ -333,7 +315,7 @@ def test_a_training_process_publishes_a_signed_fetchable_update_then_a_refusal(
 @pytest.mark.slow
 def test_a_failed_job_is_counted_and_keeps_the_samples(tmp_path: Path, initial_bundle: Path) -> None:
     cfg = _config(tmp_path, initial_bundle, maxsize=1, input_height=32, input_width=32)
-    log = _Log()
+    log = RecordingLog()
     with _service(cfg, log=log) as service:
         state = service.robots["robot1"]
         state.store.path(0).unlink()  # the store was emptied under the trainer: run_job cannot start
@@ -370,7 +352,7 @@ def test_the_failure_backoff_doubles_and_starts_over(tmp_path: Path, initial_bun
 
 def test_stop_kills_a_running_training_process(tmp_path: Path, initial_bundle: Path) -> None:
     cfg = _config(tmp_path, initial_bundle, maxsize=1, input_height=32, input_width=32)
-    log = _Log()
+    log = RecordingLog()
     with _service(cfg, log=log) as service:
         state = service.robots["robot1"]
         _fill(state.buffer, 2, 0)

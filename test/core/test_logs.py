@@ -10,27 +10,13 @@ from typing import Any
 
 import pytest
 from laecips_core.logs import Logger
+from log_helpers import RecordingLog
 
 import laecips_core
 
 PACKAGE = Path(laecips_core.__file__).parent
 METHODS = ("info", "warning", "error")
 
-
-class _Recorder:
-    """A logger of its own: anything with the three methods fits the protocol."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-
-    def info(self, message: str) -> None:
-        self.lines.append(("info", message))
-
-    def warning(self, message: str) -> None:
-        self.lines.append(("warning", message))
-
-    def error(self, message: str) -> None:
-        self.lines.append(("error", message))
 
 
 def _protocol_methods() -> set[str]:
@@ -67,7 +53,7 @@ def test_logging_loggers_and_own_objects_fit_and_partial_ones_do_not(
         log.warning("slow")
         log.error("failed; retry")
     assert [r.levelname for r in caplog.records] == ["INFO", "WARNING", "ERROR"]
-    recorder = _Recorder()
+    recorder = RecordingLog()
     assert _fits(recorder)
     own: Logger = recorder
     own.error("boom")

@@ -24,7 +24,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from laecips_core.adaptation import (
+from laecips_core.algo.assisted import AssistedInference
+from laecips_core.algo.metrics import frame_miou
+from laecips_core.benchmark import generator as bench
+from laecips_core.evaluation.pipeline import model_from_bundle
+from laecips_core.storage import bundle_loading
+from laecips_core.storage.jobspec import RECIPES, TrainerConfig
+from laecips_core.storage.replay import ReplaySample
+from laecips_core.training.adaptation import (
     SourceFrames,
     Target,
     apply_recipe,
@@ -32,15 +39,8 @@ from laecips_core.adaptation import (
     make_target,
     probabilities,
 )
-from laecips_core.assisted import AssistedInference
-from laecips_core.evaluation import model_from_bundle
-from laecips_core.metrics import frame_miou
-from laecips_core.pretraining import ensure_default_weights, get_profile, profile_frames
-from laecips_core.replay import ReplaySample
-from laecips_core.training import RECIPES, TrainerConfig, resize_labels
-
-from laecips_core import bundle_loading
-from laecips_core import data as bench
+from laecips_core.training.fit import resize_labels
+from laecips_core.training.pretraining import ensure_default_weights, get_profile, profile_frames
 
 SIGNALS = ("consistency", "old_fused", "new_fused")
 

@@ -11,9 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from laecips_core.fusion import assisted_inference, assisted_inference_loop
-
-from laecips_core import fusion
+from laecips_core.algo import fusion
+from laecips_core.algo.fusion import assisted_inference, assisted_inference_loop
 
 SPEEDUP_TARGET = 50.0
 """Fusion must be at least this many times faster than the per-mask, per-class loop."""
@@ -54,7 +53,7 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
 
 
 def _stage_times(probs: np.ndarray, masks: np.ndarray, repeats: int) -> dict[str, float]:
-    """Seconds per stage of the numpy path (internal functions of laecips_core.fusion)."""
+    """Seconds per stage of the numpy path (internal functions of laecips_core.algo.fusion)."""
     m, h, w = probs.shape
     n = h * w
     flat = probs.reshape(m, n)

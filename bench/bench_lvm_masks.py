@@ -20,10 +20,12 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from laecips_core.bundle_loading import load_bundle
-from laecips_core.pretraining import ensure_default_weights
-
-from laecips_core import data, evaluation, fusion, lvm, metrics, models
+from laecips_core.algo import fusion, metrics, models
+from laecips_core.benchmark import generator as data
+from laecips_core.evaluation import pipeline as evaluation
+from laecips_core.lvm import core as lvm
+from laecips_core.storage.bundle_loading import load_bundle
+from laecips_core.training.pretraining import ensure_default_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 LVMS = ("felzenszwalb", "slic", "hierarchy", "oracle")

@@ -17,14 +17,14 @@ import argparse
 
 import numpy as np
 import torch
-from laecips_core.assisted import AssistedInference
-from laecips_core.bundle_loading import load_bundle
-from laecips_core.bundles import build_models
-from laecips_core.metrics import auroc
-from laecips_core.pretraining import ensure_default_weights, get_profile, hard_labels
-from laecips_core.streamnorm import DEFAULT_STREAM_NORM_PRIOR, with_stream_norm
-
-from laecips_core import data, mining
+from laecips_core.algo import mining
+from laecips_core.algo.assisted import AssistedInference
+from laecips_core.algo.bundles import build_models
+from laecips_core.algo.metrics import auroc
+from laecips_core.algo.streamnorm import DEFAULT_STREAM_NORM_PRIOR, with_stream_norm
+from laecips_core.benchmark import generator as data
+from laecips_core.storage.bundle_loading import load_bundle
+from laecips_core.training.pretraining import ensure_default_weights, get_profile, hard_labels
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,10 +13,10 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from laecips_core.backends import OnnxBackend, TorchBackend, export_onnx
-from laecips_core.mining import MinerNet, NeuralMiner
-from laecips_core.models import DEFAULT_EDGE_MODEL, build_edge_model, count_params, preprocess
-from laecips_core.predictor import EdgePredictor
+from laecips_core.algo.backends import OnnxBackend, TorchBackend, export_onnx
+from laecips_core.algo.mining import MinerNet, NeuralMiner
+from laecips_core.algo.models import DEFAULT_EDGE_MODEL, build_edge_model, count_params, preprocess
+from laecips_core.algo.predictor import EdgePredictor
 from torch.utils.flop_counter import FlopCounterMode
 
 LOOP_BUDGET_S = 20.0

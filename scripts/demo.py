@@ -1,6 +1,6 @@
 """`make demo`: router, cloud, trainer, edge and bag player as separate processes on loopback; a report.
 
-Exit status (laecips_core.demo_report): 0 an accepted update reached the edge and f with the weights
+Exit status (evaluation.demo_report): 0 an accepted update reached the edge and f with the weights
 the edge ran scores at least f with the starting weights on the frames processed since the update
 (``update_gain`` in runs/demo/report.json); 1 a process failed or the demo timed out; 3 no update
 reached the edge; 4 no frame was processed after the update; 5 the update did not help; 130 interrupted.
@@ -23,22 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from laecips_core.data import NUM_CLASSES
+from laecips_core.algo import metrics, state
+from laecips_core.benchmark.generator import NUM_CLASSES
 from laecips_core.errors import LaecipsError
-from laecips_core.stores import store_dir
+from laecips_core.evaluation import demo_report
+from laecips_core.services.stores import store_dir
+from laecips_core.storage import bags, bundle_loading, signing
+from laecips_core.training import pretraining
 from laecips_tooling.processes import ProcessGroup, free_port, random_domain_id, ros_env, zenoh_endpoint
 
-from laecips_core import (
-    bags,
-    bundle_loading,
-    demo_report,
-    imaging,
-    metrics,
-    pretraining,
-    signing,
-    transport,
-    weights,
-)
+from laecips_core import files, imaging, transport
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "src" / "laecips_bringup" / "config"  # shipped parameter and Zenoh files
@@ -147,16 +141,15 @@ def calibrate_delta(bundle: Path, cfg: DemoConfig, frames: int = 60, stride: int
     Every `stride`-th frame of a long task 1 is used, so the calibration set spans many scenes (a scene
     lasts about a second of the 10 Hz stream) rather than a few consecutive, near-identical frames.
     """
-    from laecips_core.mining import MinerNet, NeuralMiner, threshold_for_cur
-    from laecips_core.models import build_edge_model
-    from laecips_core.predictor import EdgePredictor
-
-    from laecips_core import data
+    from laecips_core.algo.mining import MinerNet, NeuralMiner, threshold_for_cur
+    from laecips_core.algo.models import build_edge_model
+    from laecips_core.algo.predictor import EdgePredictor
+    from laecips_core.benchmark import generator as data
 
     loaded = bundle_loading.load_bundle(bundle)
     f = build_edge_model(loaded.model_name, loaded.num_classes, pretrained_backbone=False)
     h = MinerNet(loaded.num_classes)
-    weights.apply_bundle(loaded, f, h)
+    state.apply_bundle(loaded, f, h)
     predictor = EdgePredictor(f, NeuralMiner(h), input_size=(cfg.height, cfg.width))
     bench = data.BenchmarkConfig(
         seed=2024, width=cfg.width, height=cfg.height, frames_per_task=frames * stride
@@ -183,7 +176,7 @@ def signed_copy(bundle: Path, folder: Path, private_key: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     copy = folder / bundle.name
     shutil.copyfile(bundle, copy)
-    Path(f"{copy}.sig").write_text(signing.sign_digest(private_key, weights.sha256_file(copy)) + "\n")
+    Path(f"{copy}.sig").write_text(signing.sign_digest(private_key, files.sha256_file(copy)) + "\n")
     return copy
 
 

@@ -36,10 +36,9 @@ def write_tiny_bundle(
     import math
 
     import torch
-    from laecips_core.mining import MinerNet
-    from laecips_core.models import build_edge_model
-
-    from laecips_core import weights
+    from laecips_core.algo.mining import MinerNet
+    from laecips_core.algo.models import build_edge_model
+    from laecips_core.storage import weights
 
     torch.manual_seed(version if seed is None else seed)
     f = build_edge_model("tiny_fcn", num_classes, pretrained_backbone=False)

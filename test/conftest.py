@@ -25,3 +25,11 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(int(os.environ.get("LAECIPS_TEST_THREADS", "1")))
     except ImportError:  # pragma: no cover - torch is pinned in requirements.txt
         pass
+
+
+@pytest.fixture(scope="module")
+def initial_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Version 0 of f and h that edges, clouds and trainers start from (tiny_fcn, 4 classes)."""
+    from cloud_harness import make_bundle
+
+    return make_bundle(tmp_path_factory.mktemp("bundles") / "v0.safetensors", version=0)

@@ -19,23 +19,31 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 CORE = SRC / "laecips_core" / "laecips_core"
 ROOT = "laecips_core"
 
-OFFLINE = frozenset({"training_job", "training", "pretraining", "evaluation", "plots", "data"})
-"""Offline code: the training process, training recipes, pre-training, evaluation, figures, benchmark data."""
-SERVICE_ROOTS = (
-    "edge_config",
-    "edge_models",
-    "edge_uploads",
-    "edge_service",
-    "offload",
-    "cloud_config",
-    "cloud_robots",
-    "cloud_service",
-    "trainer_service",
-    "transport",
-)
-"""Runtime services (each ``transport`` submodule too, when transport is a package)."""
-ALLOWED = {("trainer_service", "training"): "TrainerConfig and should_train (Algorithm 2) are in training.py"}
-"""(service, offline module) pairs allowed for now, with the reason; training.py may not be edited."""
+LAYERS: dict[str, int] = {
+    "": 0,
+    "errors": 0,
+    "logs": 0,
+    "classes": 0,
+    "files": 0,
+    "imaging": 0,
+    "robots": 0,
+    "benchmark": 1,
+    "algo": 2,
+    "lvm": 2,
+    "storage": 3,
+    "transport": 4,
+    "services": 5,
+    "training": 6,
+    "evaluation": 7,
+    "cli": 8,
+}
+"""Layer of each top-level module or subpackage: a module imports only from its own layer or below.
+
+0 shared leaves, 1 the benchmark generator, 2 the algorithms (f, h, Algorithm 1, F(x), SAM(x)),
+3 what is on disk, 4 the edge-cloud link, 5 the runtime services, 6 offline training, 7 evaluation,
+8 the command line."""
+OFFLINE = frozenset({"training", "evaluation", "benchmark"})
+"""Offline subpackages: the training process and recipes, evaluation and figures, the benchmark generator."""
 EDGE_NODE = SRC / "laecips_edge" / "laecips_edge" / "edge_node.py"
 
 
@@ -158,11 +166,14 @@ def cycles() -> list[list[str]]:
     return found
 
 
+def top(name: str) -> str:
+    """The top-level module or subpackage a module belongs to ("algo" for "algo.models")."""
+    return name.split(".")[0]
+
+
 def services() -> list[str]:
-    """The service modules present in this tree (transport as a module or every module of the package)."""
-    return sorted(
-        name for name in modules() if name in SERVICE_ROOTS or name.split(".")[0] == "transport"
-    )
+    """The runtime service modules: every module of services/ and of transport/."""
+    return sorted(name for name in modules() if top(name) in {"services", "transport"})
 
 
 def _chain(chain: list[str]) -> str:
@@ -176,21 +187,26 @@ def test_the_parser_sees_every_import_form() -> None:
     """Absolute, from-package, submodule, relative, lazy and TYPE_CHECKING imports all become edges."""
     source = (
         "import laecips_core.errors\n"
-        "from laecips_core import weights, __version__\n"
-        "from laecips_core.models import preprocess\n"
+        "from laecips_core import files, __version__\n"
+        "from laecips_core.algo.models import preprocess\n"
+        "from laecips_core.storage import weights as w\n"
         "from . import fusion\n"
         "from .metrics import auroc\n"
         "from typing import TYPE_CHECKING\n"
         "if TYPE_CHECKING:\n"
-        "    from laecips_core.evaluation import Panel\n"
+        "    from laecips_core.evaluation.pipeline import Panel\n"
         "def f():\n"
         "    import laecips_core\n"
-        "    from laecips_core.data import CLASSES\n"
+        "    from laecips_core.benchmark.generator import CLASSES\n"
         "import numpy\n"
     )
-    found = imports_of(ast.parse(source), "imaging")
-    assert found == {"errors", "weights", "", "models", "fusion", "metrics", "evaluation", "data"}
-    assert {"errors", "weights", "models", "evaluation", "data", "plots"} <= set(graph())
+    found = imports_of(ast.parse(source), "algo.assisted")
+    assert found == {
+        "errors", "files", "", "algo.models", "storage.weights", "algo.fusion", "algo.metrics",
+        "evaluation.pipeline", "benchmark.generator",
+    }  # fmt: skip
+    known = {"errors", "storage.weights", "algo.models", "evaluation.pipeline", "evaluation.plots"}
+    assert known <= set(graph())
 
 
 def test_no_import_cycle() -> None:
@@ -198,34 +214,59 @@ def test_no_import_cycle() -> None:
     assert cycles() == [], "import cycles (break each one: move the shared piece down a layer)"
 
 
+def test_every_module_has_a_layer() -> None:
+    """A new top-level module or subpackage must be given its place in LAYERS."""
+    missing = sorted({top(name) for name in modules()} - set(LAYERS))
+    assert not missing, f"add these to LAYERS in test/test_import_graph.py: {missing}"
+
+
+def test_imports_point_down_the_layers() -> None:
+    """No module imports from a higher layer (e.g. storage never imports services or training)."""
+    bad = [
+        f"{ROOT}.{a} (layer {LAYERS[top(a)]}) imports {ROOT}.{b} (layer {LAYERS[top(b)]})"
+        for a, targets in graph().items()
+        for b in sorted(targets)
+        if LAYERS[top(b)] > LAYERS[top(a)]
+    ]
+    assert not bad, "imports that point up:\n" + "\n".join(bad)
+
+
+def test_the_layer_check_finds_an_upward_import() -> None:
+    found = imports_of(ast.parse("from laecips_core.services import edge_service\n"), "storage.weights")
+    assert found == {"services.edge_service"}
+    assert LAYERS[top("services.edge_service")] > LAYERS[top("storage.weights")]
+
+
 def test_services_never_reach_offline_code() -> None:
-    """Edge, offload, cloud, trainer and transport code never loads training, evaluation, plots or data."""
+    """Edge, offload, cloud, trainer and transport code never loads training, evaluation or the benchmark."""
     names = services()
-    assert set(SERVICE_ROOTS) - {"transport"} <= set(names)
-    assert any(n.split(".")[0] == "transport" for n in names)
+    assert {"services.edge_service", "services.cloud_service", "services.trainer_service"} <= set(names)
+    assert any(top(n) == "transport" for n in names)
     bad = []
     for service in names:
         for module, chain in closure([service]).items():
-            if module in OFFLINE and (service.split(".")[0], module) not in ALLOWED:
+            if top(module) in OFFLINE:
                 bad.append(_chain(chain))
     assert not bad, "services import offline modules:\n" + "\n".join(bad)
 
 
 def test_the_edge_runtime_does_not_import_the_benchmark_generator() -> None:
-    """The edge service, offload and the ROS edge node never load data.py (the 1,600-line generator)."""
+    """The edge services and the ROS edge node never load the benchmark generator."""
     node = imports_of(ast.parse(EDGE_NODE.read_text(encoding="utf-8")), None)
-    assert {"edge_config", "edge_models", "edge_uploads", "edge_service"} <= node
-    chains = closure({"edge_service", "offload", *node})
-    assert "data" not in chains, f"the edge loads data.py: {_chain(chains.get('data', []))}"
+    edge = {"services.edge_config", "services.edge_models", "services.edge_uploads", "services.edge_service"}
+    assert edge <= node
+    chains = closure({"services.offload", *node})
+    bad = [_chain(chain) for module, chain in chains.items() if top(module) == "benchmark"]
+    assert not bad, "the edge loads the benchmark: " + "; ".join(bad)
 
 
 def test_trainer_service_does_not_import_cloud_service() -> None:
     """The trainer and the cloud are separate processes: neither service imports the other."""
-    cloud_modules = ("cloud_config", "cloud_robots", "cloud_service")
-    trainer, cloud = closure(["trainer_service"]), closure(cloud_modules)
+    cloud_modules = ("services.cloud_config", "services.cloud_robots", "services.cloud_service")
+    trainer, cloud = closure(["services.trainer_service"]), closure(cloud_modules)
     for name in cloud_modules:
         assert name not in trainer, _chain(trainer[name])
-    assert "trainer_service" not in cloud, _chain(cloud["trainer_service"])
+    assert "services.trainer_service" not in cloud, _chain(cloud["services.trainer_service"])
 
 
 def test_laecips_cloud_does_not_depend_on_laecips_edge() -> None:

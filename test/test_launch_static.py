@@ -131,7 +131,7 @@ def _module_tables(tree: ast.Module) -> dict[str, list[ast.expr]]:
 
 def _table_entries(elts: list[ast.expr], tree: ast.Module, depth: int = 0) -> set[str]:
     """Literal first strings of a table's calls/tuples; ``*OTHER`` is expanded from this module's tables
-    or from ``from <module under src/> import OTHER`` (e.g. laecips_core.params.ZENOH_PARAMS)."""
+    or from ``from <module under src/> import OTHER`` (e.g. laecips_core.services.params.ZENOH_PARAMS)."""
     names: set[str] = set()
     for elt in elts:
         if isinstance(elt, ast.Call) and _first_string(elt):
@@ -223,7 +223,7 @@ def test_parser_reads_both_declaration_styles(tmp_path: Path) -> None:
     src.write_text("NODE_PARAMS = (Spec('alpha'),)\ndef f(n):\n    declare_config(n, NODE_PARAMS)\n")
     assert declared_parameters(src) == {"alpha"}
     src.write_text(  # shared rows spliced in from this module or from a module under src/
-        "from laecips_core.params import ZENOH_PARAMS\n"
+        "from laecips_core.services.params import ZENOH_PARAMS\n"
         "_SHARED_PARAMS = (Spec('beta'),)\n"
         "NODE_PARAMS = (Spec('alpha'), *_SHARED_PARAMS, *ZENOH_PARAMS, *UNKNOWN_PARAMS)\n"
         "def f(n):\n    declare_config(n, NODE_PARAMS)\n"
@@ -231,7 +231,8 @@ def test_parser_reads_both_declaration_styles(tmp_path: Path) -> None:
     assert declared_parameters(src) == {"alpha", "beta", "zenoh_config", "zenoh_mode", "zenoh_listen",
                                         "zenoh_connect", "zenoh_open_timeout_s"}  # fmt: skip
     src.write_text(  # the node declares a table defined in laecips_core (the ROS-free service module)
-        "from laecips_core.params import ZENOH_PARAMS\ndef f(n):\n    declare_config(n, ZENOH_PARAMS)\n"
+        "from laecips_core.services.params import ZENOH_PARAMS\n"
+        "def f(n):\n    declare_config(n, ZENOH_PARAMS)\n"
     )
     assert declared_parameters(src) == {"zenoh_config", "zenoh_mode", "zenoh_listen", "zenoh_connect",
                                         "zenoh_open_timeout_s"}  # fmt: skip
@@ -436,8 +437,8 @@ def test_resolver_follows_the_ament_index_and_argument_defaults(tmp_path: Path) 
 
 def test_shipped_upload_rate_is_the_evaluations_budget() -> None:
     """edge.yaml, the edge's default and `laecips eval`'s CUR budget are one number (issue 11, item 4)."""
-    from laecips_core.edge_config import EdgeConfig
-    from laecips_core.evaluation import EvalConfig
+    from laecips_core.evaluation.pipeline import EvalConfig
+    from laecips_core.services.edge_config import EdgeConfig
 
     shipped = yaml.safe_load((CONFIG_DIR / "edge.yaml").read_text())["/**"]["ros__parameters"]
     assert shipped["target_upload_rate"] == EdgeConfig().target_upload_rate == EvalConfig().cur_budget > 0

@@ -1,19 +1,12 @@
-"""Fixtures of the cloud tests: a tiny initial bundle and a ROS listener in its own domain."""
+"""Fixtures of the cloud node tests: a ROS listener in the module's own domain."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from cloud_harness import RosListener, make_bundle
+from cloud_harness import RosListener
 from launch_helpers import random_domain_id
-
-
-@pytest.fixture(scope="module")
-def initial_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Version 0 of f and h: what the edges start from (tiny_fcn, 4 classes)."""
-    return make_bundle(tmp_path_factory.mktemp("bundles") / "v0.safetensors", version=0)
 
 
 @pytest.fixture(scope="module")

@@ -15,16 +15,17 @@ import numpy as np
 import pytest
 import zenoh
 from cloud_harness import NUM_CLASSES, RosListener, frame, make_bundle, write_params
-from laecips_core.bundle_loading import load_bundle
-from laecips_core.bundles import build_models
-from laecips_core.cloud_robots import RequestEvent
-from laecips_core.fusion import assisted_inference
+from laecips_core.algo.bundles import build_models
+from laecips_core.algo.fusion import assisted_inference
+from laecips_core.algo.mining import NeuralMiner
+from laecips_core.algo.predictor import EdgePredictor
 from laecips_core.imaging import decode_jpeg, encode_jpeg
-from laecips_core.lvm import build_lvm
-from laecips_core.mining import NeuralMiner
-from laecips_core.predictor import EdgePredictor
-from laecips_core.replay import ReplayBuffer
-from laecips_core.stores import replay_path, store_dir
+from laecips_core.lvm.core import build_lvm
+from laecips_core.services.cloud_robots import RequestEvent
+from laecips_core.services.stores import replay_path, store_dir
+from laecips_core.storage.bundle_loading import load_bundle
+from laecips_core.storage.replay import ReplayBuffer
+from laecips_core.storage.weight_store import WeightStore
 from laecips_core.transport import (
     CloudClient,
     InferReply,
@@ -35,7 +36,6 @@ from laecips_core.transport import (
     open_session,
     publish_model,
 )
-from laecips_core.weight_store import WeightStore
 from launch_helpers import (
     REPO_ROOT,
     ManagedProcess,

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from cloud_harness import NUM_CLASSES, write_params
 from diagnostic_msgs.msg import DiagnosticArray
-from laecips_core.bundle_loading import parse_bundle
-from laecips_core.replay import ReplayBuffer
-from laecips_core.signing import generate_keypair, verify_digest
-from laecips_core.stores import replay_path, reports_dir, store_dir
+from laecips_core.services.stores import replay_path, reports_dir, store_dir
+from laecips_core.storage.bundle_loading import parse_bundle
+from laecips_core.storage.replay import ReplayBuffer
+from laecips_core.storage.signing import generate_keypair, verify_digest
+from laecips_core.storage.weight_store import WeightStore
 from laecips_core.transport import (
     ModelAnnouncement,
     fetch_weights,
@@ -22,7 +23,6 @@ from laecips_core.transport import (
     update_key,
     verify_announcement,
 )
-from laecips_core.weight_store import WeightStore
 from launch_helpers import REPO_ROOT, ProcessGroup, free_port, ros_env, wait_until, zenoh_endpoint
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue

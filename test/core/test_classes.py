@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 from bundle_helpers import write_tiny_bundle
+from laecips_core.benchmark import generator as data
+from laecips_core.storage import bundle_loading
 
-from laecips_core import bundle_loading, classes, data
+from laecips_core import classes
 
 
 def test_the_classes_module_agrees_with_the_benchmark() -> None:

@@ -10,8 +10,11 @@ import sys
 from importlib import metadata
 
 import pytest
+from laecips_core.benchmark import generator as data
+from laecips_core.evaluation import pipeline as evaluation
+from laecips_core.storage import bags
 
-from laecips_core import bags, cli, data, evaluation
+from laecips_core import cli
 
 
 def test_quick_eval_through_the_console_script(tmp_path):
@@ -93,8 +96,7 @@ def test_sign_writes_a_sidecar_the_edge_accepts_and_a_changed_bundle_fails(tmp_p
     """`laecips keygen` + `laecips sign`: the starting bundle of a node with trusted_public_key."""
     from bundle_helpers import write_tiny_bundle
     from laecips_core.errors import WeightsError
-
-    from laecips_core import bundle_loading, signing
+    from laecips_core.storage import bundle_loading, signing
 
     assert cli.main(["keygen", str(tmp_path / "keys")]) == 0
     pub = capsys.readouterr().out.split("public key:")[1].split()[0]

@@ -27,10 +27,12 @@ import zenoh
 import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from laecips_core.algo import state
 from laecips_core.errors import LaecipsError
-from laecips_core.replay import ReplayBuffer
+from laecips_core.storage import bundle_loading, signing, weights
+from laecips_core.storage.replay import ReplayBuffer
 
-from laecips_core import bundle_loading, imaging, signing, transport, weights
+from laecips_core import imaging, transport
 
 T = TypeVar("T")
 
@@ -394,7 +396,7 @@ VALID_BUNDLE = weights.serialize_bundle(
 )
 
 
-def _check_bundle(bundle: weights.Bundle) -> None:
+def _check_bundle(bundle: state.Bundle) -> None:
     assert bundle.f_state and isinstance(bundle.model_name, str)
     assert bundle.version >= 0 and bundle.num_classes >= 0  # the properties receivers use next
 

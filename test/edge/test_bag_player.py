@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import rclpy
 from laecips_core.errors import BagError, ConfigError
+from laecips_core.storage import bags
 from launch_helpers import ProcessGroup, random_domain_id, ros_env
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import String, UInt8
 
-from laecips_core import bags
 from laecips_edge import bag_player
 
 FPS = 10.0

@@ -1,4 +1,4 @@
-"""What the demo proves (laecips_core.demo_report): update gain of f, dropped uploads, the exit verdict."""
+"""What the demo proves (evaluation.demo_report): update gain of f, dropped uploads, the exit verdict."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from bundle_helpers import write_tiny_bundle
 from laecips_core.errors import WeightsError
+from laecips_core.evaluation import demo_report
+from laecips_core.storage import signing, weight_store
 
-from laecips_core import demo_report, signing, weight_store, weights
+from laecips_core import files
 
 M = 8
 HW = (48, 64)  # EdgePredictor needs >= 32 pixels a side
@@ -87,7 +89,7 @@ def signed_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, 
     store = weight_store.WeightStore(root / "store")
     v1 = write_tiny_bundle(root / "v1.safetensors", 1, M, label=5)
     for path in (start, store.put(v1.read_bytes(), 1)):
-        signing.write_signature(path, signing.sign_digest(priv, weights.sha256_file(path)))
+        signing.write_signature(path, signing.sign_digest(priv, files.sha256_file(path)))
     return start, store.directory, pub
 
 

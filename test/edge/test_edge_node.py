@@ -28,12 +28,13 @@ from edge_harness import (
     wait_cloud_serving,
     wait_for,
 )
-from laecips_core.replay import ReplayBuffer
-from laecips_core.stores import replay_path
+from laecips_core.services.stores import replay_path
+from laecips_core.storage import bundle_loading, signing
+from laecips_core.storage.replay import ReplayBuffer
 from launch_helpers import REPO_ROOT, ProcessGroup, random_domain_id, ros_env
 from sensor_msgs.msg import CompressedImage, Image
 
-from laecips_core import bundle_loading, imaging, signing, transport, weights
+from laecips_core import files, imaging, transport
 
 BASE_STAMP = 1_700_000_000 * 1_000_000_000
 
@@ -76,7 +77,7 @@ def _announcement(version: int, data: bytes, signature: str = "") -> transport.M
     """What the trainer announces for bundle bytes `data` (sha256 of `data`, Ed25519 `signature`)."""
     return transport.ModelAnnouncement(
         version=version,
-        sha256=weights.sha256_bytes(data),
+        sha256=files.sha256_bytes(data),
         uri="",
         signer="test",
         signature=signature,
@@ -247,7 +248,7 @@ def test_trainer_update_reaches_the_edge_end_to_end(tmp_path: Path, router):
     # so training on F(x) raises held-back agreement and the trainer's check passes.
     start = make_bundle(tmp_path / "start.safetensors", 0, None, seed=1)
     priv, pub_key = signing.generate_keypair(tmp_path / "keys", name="trainer")
-    Path(f"{start}.sig").write_text(signing.sign_digest(priv, weights.sha256_file(start)))
+    Path(f"{start}.sig").write_text(signing.sign_digest(priv, files.sha256_file(start)))
     params = edge_params(
         tmp_path, endpoint, start, threshold=1.0, deadline_s=5.0, trusted_public_key=str(pub_key)
     )
@@ -355,7 +356,7 @@ def test_model_updates_verified_swapped_and_operator_rollback(tmp_path: Path, ro
             corrupted = bytearray(v2)
             corrupted[-1] ^= 0xFF
             key = transport.weights_key("r1", 2)
-            header = json.dumps({"v": 1, "version": 2, "sha256": weights.sha256_bytes(v2), "size": len(v2)})
+            header = json.dumps({"v": 1, "version": 2, "sha256": files.sha256_bytes(v2), "size": len(v2)})
             queryable = session.declare_queryable(
                 key, lambda q: q.reply(key, bytes(corrupted), attachment=header.encode()), complete=True
             )
@@ -407,7 +408,7 @@ def test_trusted_key_requires_signed_bundles(tmp_path: Path, router, bundles):
     priv, pub_key = signing.generate_keypair(tmp_path / "keys")
     other_priv, _ = signing.generate_keypair(tmp_path / "other_keys")
     start_bundle = bundles[0]
-    Path(f"{start_bundle}.sig").write_text(signing.sign_digest(priv, weights.sha256_file(start_bundle)))
+    Path(f"{start_bundle}.sig").write_text(signing.sign_digest(priv, files.sha256_file(start_bundle)))
     domain = random_domain_id()
     params = edge_params(tmp_path, endpoint, start_bundle, trusted_public_key=str(pub_key))
     with ProcessGroup(tmp_path / "logs", timeout_s=300) as group:
@@ -418,7 +419,7 @@ def test_trusted_key_requires_signed_bundles(tmp_path: Path, router, bundles):
             assert (mono8(peer.results_for(_send(peer, pub, 0))[0].labels) == 2).all()
             assert wait_for(lambda: "zenoh session open" in edge.log(), 30), edge.log()
             data = bundles[1].read_bytes()
-            digest = weights.sha256_bytes(data)
+            digest = files.sha256_bytes(data)
 
             def announce(signature: str) -> transport.ModelPublication:
                 return transport.publish_model(session, "r1", 1, data, _announcement(1, data, signature))

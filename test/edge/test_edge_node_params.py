@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import rclpy
 from edge_harness import RosPeer, edge_params, frame_rgb, image_msg, mono8, wait_for
+from laecips_core.services import edge_models
 from launch_helpers import random_domain_id
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
-from laecips_core import edge_models
 from laecips_edge import edge_node
 
 BASE_STAMP = 1_700_000_000 * 1_000_000_000

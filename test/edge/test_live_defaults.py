@@ -16,11 +16,11 @@ import pytest
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from edge_harness import NUM_CLASSES, RELIABLE, edge_params, frame_rgb, start_cloud_double, wait_for
+from laecips_core.storage import bags
 from launch_helpers import ManagedProcess, ProcessGroup, RosTestNode, random_domain_id, ros_env
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
-from laecips_core import bags
 from laecips_msgs.msg import SegmentationResult
 
 NAMESPACE = "/robot7"

@@ -34,13 +34,14 @@ from typing import Any
 import numpy as np
 import pytest
 from edge_harness import NUM_CLASSES, _write_params, edge_params, make_bundle
-from laecips_core.replay import ReplayBuffer
-from laecips_core.stores import replay_path
+from laecips_core.services.stores import replay_path
+from laecips_core.storage import signing
+from laecips_core.storage.replay import ReplayBuffer
 from launch_helpers import ManagedProcess, ProcessGroup, random_domain_id, ros_env
 from wlan_camera import read_frame_code
 from wlan_netns import WlanLink, unavailable_reason
 
-from laecips_core import signing, weights
+from laecips_core import files
 
 pytestmark = pytest.mark.slow
 
@@ -175,7 +176,7 @@ def wlan(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) 
     tmp = tmp_path_factory.mktemp("wlan")
     bundle = make_bundle(tmp / "v0.safetensors", 0, None, seed=3)
     priv, pub_key = signing.generate_keypair(tmp / "keys", name="trainer")
-    Path(f"{bundle}.sig").write_text(signing.sign_digest(priv, weights.sha256_file(bundle)))
+    Path(f"{bundle}.sig").write_text(signing.sign_digest(priv, files.sha256_file(bundle)))
     domain = random_domain_id()
     with WlanLink() as link, ProcessGroup(tmp / "logs", timeout_s=600, grace_s=3.0) as group:
         router_cfg = _zenoh_file(tmp / "router.json5", "router",

@@ -14,11 +14,11 @@ from laecips_common.node_support import (
     set_parameters_result,
     stop_service,
 )
-from laecips_core.cloud_config import CLOUD_PARAMS, CloudConfig
-from laecips_core.cloud_robots import RequestEvent
-from laecips_core.cloud_service import CloudService
-from laecips_core.fusion import ORDERS
-from laecips_core.params import check_choice, check_ranges
+from laecips_core.algo.fusion import ORDERS
+from laecips_core.services.cloud_config import CLOUD_PARAMS, CloudConfig
+from laecips_core.services.cloud_robots import RequestEvent
+from laecips_core.services.cloud_service import CloudService
+from laecips_core.services.params import check_choice, check_ranges
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter

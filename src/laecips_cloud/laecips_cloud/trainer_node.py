@@ -14,7 +14,7 @@ from laecips_common.node_support import (
     set_parameters_result,
     stop_service,
 )
-from laecips_core.trainer_service import TRAINER_PARAMS, TrainerNodeConfig, TrainerService
+from laecips_core.services.trainer_service import TRAINER_PARAMS, TrainerNodeConfig, TrainerService
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from laecips_core.errors import ConfigError, LaecipsError
-from laecips_core.params import ParamSpec, field_changes
+from laecips_core.services.params import ParamSpec, field_changes
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node

@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from laecips_core import files
 from laecips_core.errors import LaecipsError
 
 #: Entry-point group through which other packages add subcommands (e.g. laecips_edge's play-bag).
@@ -53,7 +54,7 @@ def _non_negative_float(text: str) -> float:
 
 
 def _add_benchmark_args(parser: argparse.ArgumentParser, *, frames_default: int | None) -> None:
-    """Options of the built-in drifting benchmark stream (laecips_core.data.BenchmarkConfig)."""
+    """Options of the built-in drifting benchmark stream (benchmark BenchmarkConfig)."""
     group = parser.add_argument_group("built-in benchmark stream")
     group.add_argument("--seed", type=int, default=0, help="benchmark seed (default 0)")
     group.add_argument(
@@ -69,7 +70,7 @@ def _add_benchmark_args(parser: argparse.ArgumentParser, *, frames_default: int 
 
 def _add_eval(subparsers: Any) -> None:
     """``laecips eval``: every method on one stream; results.json, tables and figures."""
-    from laecips_core import bags
+    from laecips_core.storage import bags
 
     p = subparsers.add_parser(
         "eval",
@@ -201,7 +202,8 @@ def _add_eval(subparsers: Any) -> None:
 
 def _run_eval(args: argparse.Namespace) -> int:
     """Handler of ``laecips eval``."""
-    from laecips_core import bags, evaluation
+    from laecips_core.evaluation import pipeline as evaluation
+    from laecips_core.storage import bags
 
     boundaries = bags.parse_task_boundaries(args.task_boundaries) if args.task_boundaries else None
     methods = None
@@ -255,7 +257,7 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 def _add_record_bag(subparsers: Any) -> None:
     """``laecips record-bag``: the benchmark stream into a rosbag2."""
-    from laecips_core import bags
+    from laecips_core.storage import bags
 
     p = subparsers.add_parser(
         "record-bag",
@@ -281,7 +283,8 @@ def _add_record_bag(subparsers: Any) -> None:
 def benchmark_config(args: argparse.Namespace) -> Any:
     """A ``data.BenchmarkConfig`` from the benchmark options; unset ones take ``laecips eval``'s defaults,
     so that ``record-bag`` followed by ``eval --bag`` replays the stream ``eval`` evaluates by default."""
-    from laecips_core import data, evaluation
+    from laecips_core.benchmark import generator as data
+    from laecips_core.evaluation import pipeline as evaluation
 
     defaults = evaluation.EvalConfig()
     values = {
@@ -293,7 +296,7 @@ def benchmark_config(args: argparse.Namespace) -> Any:
 
 def _run_record_bag(args: argparse.Namespace) -> int:
     """Handler of ``laecips record-bag``."""
-    from laecips_core import bags
+    from laecips_core.storage import bags
 
     cfg = benchmark_config(args)
     path = bags.write_benchmark_bag(
@@ -310,7 +313,7 @@ def _run_record_bag(args: argparse.Namespace) -> int:
 
 
 def _add_pretrain(subparsers: Any) -> None:
-    """``laecips pretrain``: pre-train f and h (laecips_core.pretraining) into the weights cache."""
+    """``laecips pretrain``: pre-train f and h (laecips_core.training.pretraining) into the weights cache."""
     p = subparsers.add_parser(
         "pretrain",
         help="pre-train the edge model f and the miner h of a profile (cached safetensors bundle)",
@@ -330,7 +333,7 @@ def _add_pretrain(subparsers: Any) -> None:
 
 def _run_pretrain(args: argparse.Namespace) -> int:
     """Handler of ``laecips pretrain``."""
-    from laecips_core import pretraining
+    from laecips_core.training import pretraining
 
     path = pretraining.ensure_default_weights(
         args.cache_dir, profile=args.profile, progress=not args.no_progress
@@ -348,7 +351,7 @@ def _add_keygen(subparsers: Any) -> None:
 
 def _run_keygen(args: argparse.Namespace) -> int:
     """Handler of ``laecips keygen``."""
-    from laecips_core import signing
+    from laecips_core.storage import signing
 
     priv, pub = signing.generate_keypair(args.dir)
     print(f"private key: {priv}\npublic key:  {pub}")
@@ -368,10 +371,10 @@ def _add_sign(subparsers: Any) -> None:
 
 def _run_sign(args: argparse.Namespace) -> int:
     """Handler of ``laecips sign``: check the bundle loads, then sign its SHA-256 beside it."""
-    from laecips_core import bundle_loading, signing, weights
+    from laecips_core.storage import bundle_loading, signing
 
     bundle_loading.load_bundle(args.bundle)  # vouch only for a file the nodes can load
-    digest = weights.sha256_file(args.bundle)
+    digest = files.sha256_file(args.bundle)
     path = signing.write_signature(args.bundle, signing.sign_digest(args.key, digest))
     print(f"signature: {path} (sha256 {digest})")
     return 0

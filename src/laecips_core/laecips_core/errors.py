@@ -29,3 +29,8 @@ class BagError(LaecipsError):
 
 class ReplayError(LaecipsError):
     """The replay buffer cannot store or return a sample."""
+
+
+def error_reason(err: BaseException) -> str:
+    """``Type: message`` of an exception, cut to 300 characters (for error texts that cross the wire)."""
+    return f"{type(err).__name__}: {err}"[:300]

@@ -25,7 +25,9 @@ from laecips_common.node_support import (
     run_node,
     set_parameters_result,
 )
-from laecips_core.edge_config import (
+from laecips_core.algo.mining import TrackingDelta
+from laecips_core.errors import ConfigError, ImageError, LaecipsError
+from laecips_core.services.edge_config import (
     EDGE_PARAMS,
     EdgeConfig,
     class_names_for,
@@ -33,7 +35,7 @@ from laecips_core.edge_config import (
     resolve_defaults,
     robot_id_from_namespace,
 )
-from laecips_core.edge_models import (
+from laecips_core.services.edge_models import (
     ModelSlot,
     OperatorLoad,
     UpdateRequest,
@@ -42,12 +44,10 @@ from laecips_core.edge_models import (
     prepare_request,
     untrained_candidate,
 )
-from laecips_core.edge_service import EdgeCounters, class_summary, classes_json, diagnostic_values
-from laecips_core.edge_uploads import CloudAnswer, EdgeUploads
-from laecips_core.errors import ConfigError, ImageError, LaecipsError
-from laecips_core.mining import TrackingDelta
-from laecips_core.offload import LatestQueue, UploadBudget, tracked_upload_decision, upload_decision
-from laecips_core.supervision import Supervisor
+from laecips_core.services.edge_service import EdgeCounters, class_summary, classes_json, diagnostic_values
+from laecips_core.services.edge_uploads import CloudAnswer, EdgeUploads
+from laecips_core.services.offload import LatestQueue, UploadBudget, tracked_upload_decision, upload_decision
+from laecips_core.services.supervision import Supervisor
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter

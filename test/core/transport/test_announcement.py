@@ -7,14 +7,14 @@ from dataclasses import replace
 
 import pytest
 from laecips_core.errors import WeightsError, WireFormatError
-from laecips_core.signing import generate_keypair, sign_digest
+from laecips_core.files import sha256_bytes
+from laecips_core.storage.signing import generate_keypair, sign_digest
 from laecips_core.transport import (
     ModelAnnouncement,
     sign_announcement,
     verify_announcement,
     weights_key,
 )
-from laecips_core.weights import sha256_bytes
 from transport_helpers import M, _announcement
 
 

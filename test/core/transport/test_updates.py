@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 import zenoh
-from laecips_core.bundle_loading import load_bundle
+from laecips_core.algo.models import build_edge_model
 from laecips_core.errors import WeightsError
-from laecips_core.models import build_edge_model
-from laecips_core.signing import generate_keypair, read_signature, sign_digest
+from laecips_core.storage.bundle_loading import load_bundle
+from laecips_core.storage.signing import generate_keypair, read_signature, sign_digest
+from laecips_core.storage.weight_store import WeightStore
+from laecips_core.storage.weights import serialize_bundle
 from laecips_core.transport import (
     AnnouncementListener,
     ModelAnnouncement,
@@ -25,8 +27,6 @@ from laecips_core.transport import (
     update_key,
     weights_key,
 )
-from laecips_core.weight_store import WeightStore
-from laecips_core.weights import serialize_bundle
 from launch_helpers import wait_until
 from transport_helpers import M, _announcement
 

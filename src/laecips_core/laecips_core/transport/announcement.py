@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
-from laecips_core import signing
 from laecips_core.errors import WeightsError, WireFormatError
+from laecips_core.storage import signing
 from laecips_core.transport.keys import validate_robot_id, weights_key
 from laecips_core.transport.wire import (
     MAX_NUM_CLASSES,

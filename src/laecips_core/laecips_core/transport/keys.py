@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import re
-from typing import Final
-
 import numpy as np
 
 from laecips_core.errors import ConfigError
+from laecips_core.robots import validate_robot_id
 
 __all__ = [
     "infer_key",
@@ -15,21 +13,6 @@ __all__ = [
     "validate_robot_id",
     "weights_key",
 ]
-
-_ROBOT_ID_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-def validate_robot_id(robot_id: str) -> str:
-    """Check a robot id ([A-Za-z0-9_-], 1-64 chars): it becomes one chunk of every key expression.
-
-    Raises:
-        ConfigError: the id would change the meaning of the keys (slash, wildcard, empty...).
-    """
-    if not isinstance(robot_id, str) or not _ROBOT_ID_RE.fullmatch(robot_id):
-        raise ConfigError(
-            f"robot id {robot_id!r} must be 1-64 characters of [A-Za-z0-9_-] (it is a key chunk)"
-        )
-    return robot_id
 
 
 def infer_key(robot_id: str) -> str:

@@ -16,8 +16,9 @@ from typing import Final
 
 import zenoh
 
-from laecips_core import bundle_loading, signing, weight_store, weights
+from laecips_core import files
 from laecips_core.errors import WeightsError, WireFormatError
+from laecips_core.storage import bundle_loading, signing, weight_store
 from laecips_core.transport.announcement import ModelAnnouncement, verify_announcement
 from laecips_core.transport.client import error_text, zbytes
 from laecips_core.transport.keys import update_key, validate_robot_id, weights_key
@@ -87,7 +88,7 @@ def publish_model(
     """
     key = weights_key(robot_id, version)
     data = bytes(bundle_bytes)
-    digest = weights.sha256_bytes(data)
+    digest = files.sha256_bytes(data)
     if announcement.version != version:
         raise WeightsError(
             f"announcement says version {announcement.version} but the bundle is version {version}"
@@ -213,14 +214,14 @@ def fetch_weights(
     uri = announcement.uri
     if uri.startswith("file://"):
         path = _file_uri_path(uri, store)
-        data = weights.read_limited(path, max_bytes, follow_symlinks=False)
+        data = files.read_limited(path, max_bytes, follow_symlinks=False)
     else:
         if uri and uri != "zenoh:" + key:
             raise WeightsError(
                 f"announcement uri {uri!r} is not {'zenoh:' + key!r}; refusing to fetch elsewhere"
             )
         data = _fetch_over_zenoh(session, key, announcement, timeout_s, max_bytes)
-    digest = weights.sha256_bytes(data)
+    digest = files.sha256_bytes(data)
     if digest != announcement.sha256:
         raise WeightsError(
             f"bundle v{announcement.version} sha256 {digest[:12]}... does not match the announced "
@@ -273,7 +274,7 @@ def fetch_into_store(
     path = store.path(version)
     fetched = False
     if path.is_file():
-        if weights.sha256_file(path) != announcement.sha256:
+        if files.sha256_file(path) != announcement.sha256:
             raise WeightsError(
                 f"{path} holds different weights for v{version} (announced sha256 "
                 f"{announcement.sha256[:12]}...): an announcement cannot replace a stored version; move "
@@ -305,7 +306,7 @@ def fetch_into_store(
         except WeightsError:
             if not path.is_file():  # not a concurrent writer of the same version: a real failure
                 raise
-        if weights.sha256_file(path) != announcement.sha256:
+        if files.sha256_file(path) != announcement.sha256:
             raise WeightsError(f"{path} holds different weights for v{version}; move it away first")
     if announcement.signature and (public_key or fetched or signing.read_signature(path) is None):
         # an unverified signature never replaces a sidecar already there (e.g. the trainer's)

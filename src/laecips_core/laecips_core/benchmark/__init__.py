@@ -1,0 +1,1 @@
+"""The built-in drifting benchmark: tasks of an industrial scene rendered with ground-truth labels."""

@@ -1,0 +1,183 @@
+"""Weight files of f and h: the safetensors bundle format, SHA-256, atomic writes, applying to f and h.
+
+The trainer writes f (Eq. 13) and h (Eq. 14) into ONE bundle (``save_bundle``); every process applies
+one strictly (``apply_bundle``). Reading a bundle back, verified, is ``bundle_loading``; who may
+publish one is ``signing``; the versions kept on disk are ``weight_store``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import struct
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import nn
+
+from laecips_core.algo.state import StateDict
+from laecips_core.errors import ConfigError, WeightsError, error_reason
+from laecips_core.files import StrPath, atomic_write_bytes, sha256_bytes
+
+BUNDLE_FORMAT = "laecips-bundle/1"
+MODEL_FORMAT = "laecips-model/1"
+REQUIRED_METADATA = ("model_name", "num_classes", "version")
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+
+
+# ------------------------------------------------------------------------------------- files, hashes
+
+
+# ------------------------------------------------------------------------------------- serialisation
+
+
+def _as_state(module_or_state: nn.Module | Mapping[str, torch.Tensor] | None) -> StateDict:
+    if module_or_state is None:
+        return {}
+    state = module_or_state.state_dict() if isinstance(module_or_state, nn.Module) else module_or_state
+    # Own, contiguous CPU copies: safetensors refuses shared or strided storage.
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+
+
+def check_metadata(metadata: Mapping[str, object], required: tuple[str, ...]) -> dict[str, str]:
+    """Metadata as strings, with the required keys present and num_classes/version plain integers.
+
+    Raises:
+        ConfigError: a required key is missing or an integer field is malformed.
+    """
+    missing = [key for key in required if key not in metadata]
+    if missing:
+        raise ConfigError(f"bundle metadata lacks {missing}; give model_name, num_classes and version")
+    out = {str(k): str(v) for k, v in metadata.items()}
+    for key in ("num_classes", "version"):
+        # ASCII digits, at most 18: int() of it never fails (Python refuses > 4300 digits) and fits int64
+        if key in out and not re.fullmatch(r"[0-9]{1,18}", out[key]):
+            raise ConfigError(
+                f"metadata {key} must be a non-negative integer (<= 18 digits), got {out[key][:40]!r}"
+            )
+    return out
+
+
+def parse_header_metadata(data: bytes | bytearray | memoryview, source: str) -> dict[str, str]:
+    """Read the ``__metadata__`` object of a safetensors byte string (8-byte little-endian header size)."""
+    if len(data) < 8:
+        raise WeightsError(f"{source} is not a safetensors file (only {len(data)} bytes)")
+    (size,) = struct.unpack("<Q", bytes(data[:8]))
+    if size > MAX_HEADER_BYTES or 8 + size > len(data):
+        raise WeightsError(f"{source} has a corrupt safetensors header (size {size}); re-download the file")
+    try:
+        header = json.loads(bytes(data[8 : 8 + size]))
+    except (RecursionError, ValueError) as err:  # ValueError covers JSONDecodeError, UnicodeDecodeError
+        raise WeightsError(f"{source} has a corrupt safetensors header: {error_reason(err)}") from err
+    meta = header.get("__metadata__", {}) if isinstance(header, dict) else {}
+    if not isinstance(meta, dict):
+        raise WeightsError(f"{source} has a malformed __metadata__ entry")
+    try:
+        return {str(k): str(v) for k, v in meta.items()}
+    except RecursionError as err:  # a value nested just below json's limit
+        raise WeightsError(f"{source} has a malformed __metadata__ entry: {error_reason(err)}") from err
+
+
+def load_tensors(data: bytes | bytearray | memoryview, source: str) -> StateDict:
+    """Decode safetensors bytes into tensors (raises WeightsError naming ``source`` when invalid)."""
+    try:
+        return st_load(bytes(data))
+    except (SafetensorError, ValueError, RuntimeError, TypeError, OverflowError) as err:
+        # RuntimeError covers RecursionError
+        raise WeightsError(f"{source} is not a valid safetensors file: {error_reason(err)}") from err
+
+
+def serialize_bundle(
+    f: nn.Module | Mapping[str, torch.Tensor],
+    h: nn.Module | Mapping[str, torch.Tensor] | None,
+    metadata: Mapping[str, object],
+) -> bytes:
+    """Serialise f and h into one safetensors byte string ("f." / "h." prefixes, string metadata).
+
+    Args:
+        f: edge model f or its state dict.
+        h: miner network h (``MinerNet``) or its state dict, or None for a miner without weights.
+        metadata: must contain model_name, num_classes, version; other keys (miner_in_size, miner_name,
+            parent_version, train_report, ...) are kept as strings. ``format`` and ``created`` (UTC ISO
+            8601) are added when absent.
+
+    Returns:
+        The bundle file's bytes.
+
+    Raises:
+        ConfigError: required metadata missing or malformed.
+    """
+    meta = check_metadata(metadata, REQUIRED_METADATA)
+    meta.setdefault("format", BUNDLE_FORMAT)
+    meta.setdefault("created", dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    tensors = {f"f.{k}": v for k, v in _as_state(f).items()}
+    tensors.update({f"h.{k}": v for k, v in _as_state(h).items()})
+    if not any(k.startswith("f.") for k in tensors):
+        raise ConfigError("f has no tensors; pass the edge model or its state dict")
+    return st_save(tensors, metadata=meta)
+
+
+def save_bundle(
+    path: StrPath,
+    f: nn.Module | Mapping[str, torch.Tensor],
+    h: nn.Module | Mapping[str, torch.Tensor] | None,
+    metadata: Mapping[str, object],
+) -> str:
+    """Write f and h to ONE safetensors file atomically (see ``serialize_bundle``).
+
+    Returns:
+        Hex SHA-256 of the written file (what ModelUpdate carries and ``sign_digest`` signs).
+    """
+    data = serialize_bundle(f, h, metadata)
+    atomic_write_bytes(path, data)
+    return sha256_bytes(data)
+
+
+def save_model(
+    path: StrPath, model: nn.Module | Mapping[str, torch.Tensor], metadata: Mapping[str, object]
+) -> str:
+    """Write one module's state dict as a safetensors file, atomically.
+
+    Args:
+        path: destination file.
+        model: module or state dict.
+        metadata: string-convertible values kept in the file header (``format`` is added).
+
+    Returns:
+        Hex SHA-256 of the file.
+    """
+    meta = check_metadata(metadata, ())
+    meta.setdefault("format", MODEL_FORMAT)
+    meta.setdefault("created", dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    state = _as_state(model)
+    if not state:
+        raise ConfigError("the model has no tensors to save")
+    data = st_save(state, metadata=meta)
+    atomic_write_bytes(path, data)
+    return sha256_bytes(data)
+
+
+def load_model_state(
+    path: StrPath, *, expected_sha256: str | None = None
+) -> tuple[StateDict, dict[str, str]]:
+    """Read a file written by ``save_model``.
+
+    Returns:
+        (state_dict, metadata).
+
+    Raises:
+        WeightsError: unreadable, wrong hash or not safetensors.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise WeightsError(f"cannot read {path}: {err}") from err
+    digest = sha256_bytes(data)
+    if expected_sha256 is not None and digest != expected_sha256.lower():
+        raise WeightsError(f"{path} has SHA-256 {digest}, expected {expected_sha256}; the file is corrupt")
+    return load_tensors(data, str(path)), parse_header_metadata(data, str(path))

@@ -1,4 +1,4 @@
-"""The default class set the edge uses (laecips_core.classes) is the benchmark's (data.CLASSES)."""
+"""The default class set the edge uses (laecips_core.classes) is the benchmark's (one definition, no copy)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from laecips_core.storage import bundle_loading
 from laecips_core import classes
 
 
-def test_the_classes_module_agrees_with_the_benchmark() -> None:
-    """data.py keeps its own copy (it is hashed into the weight cache key): both must stay equal."""
-    assert classes.CLASSES == data.CLASSES
+def test_the_benchmark_draws_the_shipped_class_set() -> None:
+    """The benchmark imports the class set from laecips_core.classes instead of keeping a copy."""
+    assert data.CLASSES is classes.CLASSES
     assert classes.NUM_CLASSES == data.NUM_CLASSES == len(set(classes.CLASSES))
 
 

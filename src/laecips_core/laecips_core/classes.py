@@ -1,8 +1,7 @@
 """The class set of the shipped default model: the benchmark's 16 industrial classes, names and M.
 
-The edge and the weight cards take class names from here (or from the bundle), never from ``data``
-(the benchmark generator). ``data.CLASSES`` keeps its own copy for now (data.py is hashed into the
-default weights' cache key); test/core/test_classes.py asserts that the two agree.
+The edge and the weight cards take class names from here (or from the bundle), never from the
+benchmark generator; the benchmark (``laecips_core.benchmark``) draws its scenes with this class set.
 """
 
 from __future__ import annotations

@@ -26,6 +26,8 @@ LAYERS: dict[str, int] = {
     "classes": 0,
     "files": 0,
     "imaging": 0,
+    "image_arrays": 0,
+    "image_codecs": 0,
     "robots": 0,
     "benchmark": 1,
     "algo": 2,

@@ -1,17 +1,15 @@
-"""Tests of imaging: ROS Image fields, JPEG, the compressed label codec, resizing and colouring."""
+"""Tests of imaging: ROS Image fields <-> numpy, colouring, and the names it re-exports."""
 
 from __future__ import annotations
 
 import array
-import struct
 import tracemalloc
 
 import numpy as np
 import pytest
-import zstandard
-from laecips_core.errors import ImageError, WireFormatError
+from laecips_core.errors import ImageError
 
-from laecips_core import imaging
+from laecips_core import image_arrays, image_codecs, imaging
 
 
 @pytest.fixture
@@ -151,126 +149,12 @@ def test_8k_image_is_refused_before_allocating():
     try:
         with pytest.raises(ImageError, match="max_pixels"):
             imaging.ros_image_to_rgb("rgb8", 8192, 8192, 8192 * 3, b"")
-        with pytest.raises(WireFormatError, match="max_pixels"):
-            imaging.decode_labels(struct.pack("<4sB3xII", b"LBL1", 1, 8192, 8192) + b"\x00" * 32)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert peak < 1 << 20
     with pytest.raises(ImageError, match="max_pixels"):
         imaging.ros_image_to_rgb("mono8", 100, 100, 100, bytes(10_000), max_pixels=9_999)
-
-
-def _smooth_image(height: int = 48, width: int = 64) -> np.ndarray:
-    yy, xx = np.mgrid[0:height, 0:width]
-    return np.stack([xx * 4, yy * 5, (xx + yy) * 2], axis=2).clip(0, 255).astype(np.uint8)
-
-
-def test_jpeg_round_trip_and_garbage():
-    img = _smooth_image()
-    jpeg = imaging.encode_jpeg(img, quality=90)
-    assert isinstance(jpeg, bytes) and jpeg[:2] == b"\xff\xd8"
-    back = imaging.decode_jpeg(jpeg)
-    assert back.shape == img.shape and back.dtype == np.uint8
-    assert np.abs(back.astype(int) - img).mean() < 3.0
-    assert len(imaging.encode_jpeg(img, quality=10)) < len(jpeg)
-    with pytest.raises(ImageError, match="not a JPEG"):
-        imaging.decode_jpeg(b"GIF89a garbage bytes")
-    with pytest.raises(ImageError, match="not a JPEG"):
-        imaging.decode_jpeg(b"")
-    with pytest.raises(ImageError):
-        imaging.decode_jpeg(jpeg[:40])
-    with pytest.raises(ImageError, match="quality"):
-        imaging.encode_jpeg(img, quality=0)
-    with pytest.raises(ImageError, match="uint8"):
-        imaging.encode_jpeg(img.astype(np.float32))
-
-
-def test_jpeg_claiming_8k_is_refused_before_decoding():
-    jpeg = bytearray(imaging.encode_jpeg(_smooth_image(16, 16)))
-    sof = jpeg.index(b"\xff\xc0")  # baseline frame header: marker, length, precision, height, width
-    jpeg[sof + 5 : sof + 9] = struct.pack(">HH", 8192, 8192)
-    with pytest.raises(ImageError, match="max_pixels"):
-        imaging.decode_jpeg(bytes(jpeg))
-
-
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.int64])
-def test_label_codec_round_trip(dtype):
-    labels = np.random.default_rng(2).integers(0, 200 if dtype != np.uint16 else 3000, (33, 47)).astype(dtype)
-    blob = imaging.encode_labels(labels)
-    assert blob[:4] == b"LBL1"
-    back = imaging.decode_labels(blob, max_pixels=33 * 47)
-    assert back.shape == (33, 47) and np.array_equal(back, labels)
-    if dtype in (np.uint8, np.uint16, np.int32):
-        assert back.dtype == dtype
-    flat = np.zeros((480, 640), np.uint8)
-    assert len(imaging.encode_labels(flat)) < 200  # compressed
-
-
-def _labels_blob(code: int = 1, height: int = 4, width: int = 5, body: bytes | None = None) -> bytes:
-    if body is None:
-        body = zstandard.ZstdCompressor(level=3).compress(bytes(height * width))
-    return struct.pack("<4sB3xII", b"LBL1", code, height, width) + body
-
-
-@pytest.mark.parametrize(
-    ("blob", "match"),
-    [
-        (b"LBL1", "fewer than the 16-byte header"),
-        (b"XXXX" + _labels_blob()[4:], "magic"),
-        (_labels_blob(code=7), "dtype code 7"),
-        (_labels_blob(height=0), "non-empty"),
-        (_labels_blob(body=b"not zstd at all"), "zstd"),
-        (
-            _labels_blob(height=5, body=zstandard.ZstdCompressor().compress(bytes(20))),
-            "declares 20 bytes, expected 25",
-        ),
-        (_labels_blob(body=zstandard.ZstdCompressor().compress(bytes(10**6))), "declares 1000000"),
-        (_labels_blob(code=2), "declares 20 bytes, expected 40"),
-        (_labels_blob(body=zstandard.ZstdCompressor().compress(bytes(20))[:-3]), "zstd"),
-    ],
-)
-def test_malformed_label_payloads_raise_wire_format_error(blob, match):
-    with pytest.raises(WireFormatError, match=match):
-        imaging.decode_labels(blob)
-
-
-def test_label_payload_without_declared_size_is_bounded_and_class_range_checked():
-    def unsized(raw: bytes) -> bytes:
-        stream = zstandard.ZstdCompressor(write_content_size=False).compressobj()
-        return stream.compress(raw) + stream.flush()
-
-    bomb = unsized(bytes(range(20)) * 50_000)  # 1 MB behind a 4x5 header
-    assert zstandard.frame_content_size(bomb) == -1
-    with pytest.raises(WireFormatError, match="corrupt"):
-        imaging.decode_labels(_labels_blob(body=bomb))
-    with pytest.raises(WireFormatError, match="holds 10 bytes, expected 20"):
-        imaging.decode_labels(_labels_blob(body=unsized(bytes(10))))
-    assert imaging.decode_labels(_labels_blob(body=unsized(bytes(range(20))))).ravel().tolist() == list(
-        range(20)
-    )
-    good = imaging.encode_labels(np.full((4, 5), 9, np.uint8))
-    assert imaging.decode_labels(good, num_classes=10).max() == 9
-    with pytest.raises(WireFormatError, match="outside"):
-        imaging.decode_labels(good, num_classes=9)
-    with pytest.raises(WireFormatError, match="bytes"):
-        imaging.decode_labels("text")  # type: ignore[arg-type]
-
-
-def test_resize_rgb_and_labels():
-    img = _smooth_image(40, 60)
-    small = imaging.resize_rgb(img, (20, 30))
-    assert small.shape == (20, 30, 3) and small.dtype == np.uint8
-    assert np.abs(small.astype(int) - img[::2, ::2]).max() <= 6  # smooth ramp stays a ramp
-    flat = np.full((9, 13, 3), 77, np.uint8)
-    assert (imaging.resize_rgb(flat, (31, 5)) == 77).all()
-    labels = np.array([[1, 2], [3, 4]], np.uint8)
-    up = imaging.resize_labels(labels, (4, 4))
-    assert np.array_equal(up, np.repeat(np.repeat(labels, 2, 0), 2, 1))
-    odd = imaging.resize_labels(np.random.default_rng(3).integers(0, 5, (17, 23)).astype(np.uint16), (7, 40))
-    assert odd.shape == (7, 40) and odd.dtype == np.uint16 and set(np.unique(odd)) <= set(range(5))
-    with pytest.raises(ImageError, match="height"):
-        imaging.resize_labels(labels, (0, 3))
 
 
 def test_palette_colorize_overlay():
@@ -295,3 +179,13 @@ def test_palette_colorize_overlay():
         imaging.overlay(img, np.zeros((3, 3), np.uint8), pal)
     with pytest.raises(ImageError, match="alpha"):
         imaging.overlay(img, labels, pal[:3], alpha=1.5)
+
+
+def test_moved_names_stay_importable_from_imaging():
+    for module in (image_arrays, image_codecs):
+        for name in module.__all__:
+            if name in imaging.__all__:
+                assert getattr(imaging, name) is getattr(module, name), name
+    assert set(image_codecs.__all__) <= set(imaging.__all__)
+    assert {"MAX_IMAGE_PIXELS", "fit_size", "resize_labels", "resize_rgb"} <= set(imaging.__all__)
+    assert all(hasattr(imaging, name) for name in imaging.__all__)

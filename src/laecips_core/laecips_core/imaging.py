@@ -1,29 +1,57 @@
-"""Images on the wire: ROS Image fields <-> numpy, JPEG, compressed label maps, resizing and colouring."""
+"""Images on the wire: ROS Image fields <-> numpy, and colouring of label maps (palette, overlay).
+
+JPEG and the compressed label maps are in ``image_codecs``, the array checks, the pixel limit and
+resizing in ``image_arrays``; the names other modules use are re-exported here (``__all__``)."""
 
 from __future__ import annotations
 
 import colorsys
-import math
-import struct
 from typing import Any, NamedTuple, TypedDict
 
 import numpy as np
-import simplejpeg
-import zstandard
 
-from laecips_core.errors import ImageError, WireFormatError
+from laecips_core.errors import ImageError
+from laecips_core.image_arrays import (
+    MAX_IMAGE_PIXELS,
+    check_labels,
+    check_rgb,
+    check_size,
+    fit_size,
+    resize_labels,
+    resize_rgb,
+)
+from laecips_core.image_codecs import (
+    LABELS_MAGIC,
+    decode_jpeg,
+    decode_jpeg_fitted,
+    decode_labels,
+    encode_jpeg,
+    encode_labels,
+)
 
-MAX_IMAGE_PIXELS: int = 4096 * 4096
-"""Largest height * width accepted from the wire; larger images are refused before any allocation."""
-
-LABELS_MAGIC = b"LBL1"
-_LABELS_HEADER = struct.Struct("<4sB3xII")  # magic, dtype code, pad, height, width: 16 bytes
-_LABEL_DTYPES: dict[int, np.dtype[Any]] = {
-    1: np.dtype("u1"),
-    2: np.dtype("<u2"),
-    4: np.dtype("<i4"),
-}
-_ZSTD_LEVEL = 3
+__all__ = [
+    "SUPPORTED_ENCODINGS",
+    "RosImageFields",
+    "colorize",
+    "labels_to_ros_fields",
+    "overlay",
+    "palette",
+    "rgb_to_ros_fields",
+    "ros_image_to_rgb",
+    "ros_labels_to_array",
+    # re-exported from image_arrays
+    "MAX_IMAGE_PIXELS",
+    "fit_size",
+    "resize_labels",
+    "resize_rgb",
+    # re-exported from image_codecs
+    "LABELS_MAGIC",
+    "decode_jpeg",
+    "decode_jpeg_fitted",
+    "decode_labels",
+    "encode_jpeg",
+    "encode_labels",
+]
 
 
 class _Encoding(NamedTuple):
@@ -70,24 +98,11 @@ def _lookup(encoding: str, allowed: tuple[str, ...] | None = None) -> tuple[str,
     return key, _ENCODINGS[key]
 
 
-def _check_size(height: int, width: int, max_pixels: int) -> None:
-    for name, value in (("height", height), ("width", width)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer):
-            raise ImageError(f"{name} must be an int, got {value!r}")
-        if value <= 0:
-            raise ImageError(f"{name} must be > 0, got {value}; the image is empty, check the camera driver")
-    if height * width > max_pixels:
-        raise ImageError(
-            f"height*width = {height}x{width} = {height * width} pixels exceeds max_pixels = {max_pixels}; "
-            "downscale the camera output or raise max_pixels"
-        )
-
-
 def _rows(
     height: int, width: int, step: int, data: Any, bpp: int, encoding: str, max_pixels: int
 ) -> np.ndarray:
     """Validate the geometry and view data as (height, step) uint8 rows without copying."""
-    _check_size(height, width, max_pixels)
+    check_size(height, width, max_pixels)
     if isinstance(step, bool) or not isinstance(step, int | np.integer):
         raise ImageError(f"step must be an int, got {step!r}")
     if step < width * bpp:
@@ -184,16 +199,6 @@ def ros_image_to_rgb(
     return np.ascontiguousarray(samples[:, :, index])
 
 
-def _check_rgb(rgb: np.ndarray, name: str = "rgb") -> np.ndarray:
-    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        shape = getattr(rgb, "shape", None)
-        dtype = getattr(rgb, "dtype", type(rgb).__name__)
-        raise ImageError(f"{name} must be an (H, W, 3) uint8 array, got shape {shape} dtype {dtype}")
-    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
-        raise ImageError(f"{name} is empty (shape {rgb.shape}); give at least one pixel")
-    return rgb
-
-
 class RosImageFields(TypedDict):
     """sensor_msgs/Image fields without the header: ``Image(header=header, **fields)``.
 
@@ -227,7 +232,7 @@ def rgb_to_ros_fields(rgb: np.ndarray, encoding: str = "rgb8") -> RosImageFields
     Raises:
         ImageError: When rgb is not (H, W, 3) uint8 or the encoding is not one of those above.
     """
-    rgb = _check_rgb(rgb)
+    rgb = check_rgb(rgb)
     key, enc = _lookup(encoding, _OUT_ENCODINGS)
     height, width = rgb.shape[:2]
     if enc.order == "mono":
@@ -247,16 +252,6 @@ def rgb_to_ros_fields(rgb: np.ndarray, encoding: str = "rgb8") -> RosImageFields
     }
 
 
-def _check_labels(labels: np.ndarray) -> np.ndarray:
-    if not isinstance(labels, np.ndarray) or labels.ndim != 2 or labels.dtype.kind not in "iu":
-        shape = getattr(labels, "shape", None)
-        dtype = getattr(labels, "dtype", type(labels).__name__)
-        raise ImageError(f"labels must be an (H, W) integer array, got shape {shape} dtype {dtype}")
-    if labels.shape[0] == 0 or labels.shape[1] == 0:
-        raise ImageError(f"labels are empty (shape {labels.shape}); give at least one pixel")
-    return labels
-
-
 def labels_to_ros_fields(labels: np.ndarray, num_classes: int | None = None) -> RosImageFields:
     """sensor_msgs/Image fields for a label map: mono8 when M <= 255, else mono16 (little-endian).
 
@@ -270,7 +265,7 @@ def labels_to_ros_fields(labels: np.ndarray, num_classes: int | None = None) -> 
     Raises:
         ImageError: When labels are not a 2-D integer array or hold values outside [0, 65535].
     """
-    labels = _check_labels(labels)
+    labels = check_labels(labels)
     lo, hi = int(labels.min()), int(labels.max())
     if lo < 0 or hi > 65535:
         raise ImageError(f"label values must be in [0, 65535] to fit mono16, got [{lo}, {hi}]")
@@ -313,261 +308,6 @@ def ros_labels_to_array(
     return np.ascontiguousarray(samples, dtype=np.uint8 if enc.itemsize == 1 else np.uint16)
 
 
-def encode_jpeg(rgb: np.ndarray, quality: int = 75) -> bytes:
-    """JPEG bytes (4:2:0) of an RGB image.
-
-    Args:
-        rgb: (H, W, 3) uint8 RGB.
-        quality: JPEG quality in [1, 100].
-
-    Raises:
-        ImageError: When rgb is not (H, W, 3) uint8 or quality is out of range.
-    """
-    rgb = _check_rgb(rgb)
-    if isinstance(quality, bool) or not isinstance(quality, int | np.integer) or not 1 <= quality <= 100:
-        raise ImageError(f"quality must be an int in [1, 100], got {quality!r}")
-    return bytes(
-        simplejpeg.encode_jpeg(
-            np.ascontiguousarray(rgb), quality=int(quality), colorspace="RGB", colorsubsampling="420"
-        )
-    )
-
-
-def decode_jpeg(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
-    """Decode JPEG bytes to RGB, refusing non-JPEG data and oversized images before decoding.
-
-    Returns:
-        (H, W, 3) uint8 RGB.
-
-    Raises:
-        ImageError: When data is not a valid JPEG or its size exceeds max_pixels.
-    """
-    data = _jpeg_bytes(data)
-    try:
-        height, width, _, _ = simplejpeg.decode_jpeg_header(data)
-        _check_size(int(height), int(width), max_pixels)
-        rgb: np.ndarray = simplejpeg.decode_jpeg(data, colorspace="RGB")
-        return rgb
-    except ValueError as err:
-        if isinstance(err, ImageError):
-            raise
-        raise ImageError(f"corrupt JPEG ({err}); the payload was damaged or is not a JPEG") from err
-
-
-def _jpeg_bytes(data: object) -> bytes:
-    """data as bytes, or ImageError when it is not bytes or does not start like a JPEG."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise ImageError(f"JPEG data must be bytes, got {type(data).__name__}")
-    data = bytes(data)
-    if len(data) < 4 or data[:2] != b"\xff\xd8":
-        raise ImageError(f"data is not a JPEG (no SOI marker, {len(data)} bytes); send encode_jpeg() output")
-    return data
-
-
-def fit_size(height: int, width: int, max_pixels: int) -> tuple[int, int]:
-    """The largest (h, w) of the same aspect ratio with h * w <= max_pixels (the size itself if it fits)."""
-    if height * width <= max_pixels:
-        return height, width
-    scale = math.sqrt(max_pixels / (height * width))
-    h, w = max(1, int(height * scale)), max(1, int(width * scale))
-    while h * w > max_pixels:  # rounding: shrink the longer side until it fits
-        if h >= w:
-            h -= 1
-        else:
-            w -= 1
-    return h, w
-
-
-def decode_jpeg_fitted(
-    data: bytes, fit_pixels: int, max_pixels: int = MAX_IMAGE_PIXELS
-) -> tuple[np.ndarray, tuple[int, int]]:
-    """Decode a JPEG downscaled to at most fit_pixels pixels, cheaply (libjpeg's DCT scaling).
-
-    The cost of a huge frame is bounded: libjpeg decodes at 1/2, 1/4 or 1/8 size directly, so a
-    4096x4096 frame never becomes 16 M RGB pixels. The result is the largest of those scales that fits
-    (between a quarter of fit_pixels and fit_pixels), or, when even 1/8 is too large, that resized to
-    fit_size() bilinearly.
-
-    Args:
-        data: JPEG bytes.
-        fit_pixels: Most pixels of the returned image (>= 1).
-        max_pixels: Largest full size accepted (refused before decoding above it).
-
-    Returns:
-        ((h, w, 3) uint8 RGB with h * w <= fit_pixels, (full height, full width) of the JPEG).
-
-    Raises:
-        ImageError: not a valid JPEG, or its full size exceeds max_pixels.
-    """
-    data = _jpeg_bytes(data)
-    try:
-        height, width, _, _ = simplejpeg.decode_jpeg_header(data)
-        height, width = int(height), int(width)
-        _check_size(height, width, max_pixels)
-        target = fit_size(height, width, max(1, int(fit_pixels)))
-        if target == (height, width):
-            return simplejpeg.decode_jpeg(data, colorspace="RGB"), (height, width)
-        # libjpeg decodes at 1/k (k = 2, 4, 8) directly: take the smallest k whose size fits, so the
-        # full-size pixels are never produced; only beyond 1/8 a (small) bilinear resize follows
-        k = 2
-        while k < 8 and math.ceil(height / k) * math.ceil(width / k) > fit_pixels:
-            k *= 2
-        small = simplejpeg.decode_jpeg(
-            data, colorspace="RGB", min_height=math.ceil(height / k), min_width=math.ceil(width / k)
-        )
-    except ValueError as err:
-        if isinstance(err, ImageError):
-            raise
-        raise ImageError(f"corrupt JPEG ({err}); the payload was damaged or is not a JPEG") from err
-    if small.shape[0] * small.shape[1] > fit_pixels:
-        small = resize_rgb(small, target)
-    return small, (height, width)
-
-
-def encode_labels(labels: np.ndarray) -> bytes:
-    """Compact label map: 16-byte header (b"LBL1", dtype code, height, width) + zstd(level 3) body.
-
-    uint8 maps stay uint8, uint16 / int32 maps are stored little-endian as such; other integer
-    types are stored as the smallest of those that holds their values.
-
-    Raises:
-        ImageError: When labels are not a 2-D integer array or do not fit in int32.
-    """
-    labels = _check_labels(labels)
-    if labels.dtype == np.uint8:
-        code = 1
-    else:
-        lo, hi = int(labels.min()), int(labels.max())
-        if lo >= 0 and hi <= 255 and labels.dtype.itemsize == 1:
-            code = 1
-        elif lo >= 0 and hi <= 65535 and labels.dtype != np.int32:
-            code = 2
-        elif -(2**31) <= lo and hi < 2**31:
-            code = 4
-        else:
-            raise ImageError(f"label values [{lo}, {hi}] do not fit int32")
-    height, width = labels.shape
-    body = np.ascontiguousarray(labels, dtype=_LABEL_DTYPES[code]).tobytes()
-    header = _LABELS_HEADER.pack(LABELS_MAGIC, code, height, width)
-    return header + zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(body)
-
-
-def decode_labels(
-    data: bytes, *, max_pixels: int = MAX_IMAGE_PIXELS, num_classes: int | None = None
-) -> np.ndarray:
-    """Inverse of encode_labels, validating every field before allocating.
-
-    Args:
-        data: encode_labels() output.
-        max_pixels: Largest height * width accepted.
-        num_classes: When given, every label must lie in [0, num_classes).
-
-    Returns:
-        (H, W) uint8, uint16 or int32 label map.
-
-    Raises:
-        WireFormatError: Bad magic, unknown dtype code, zero or oversized size, corrupt or wrong-length
-            body, or labels out of range.
-    """
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise WireFormatError(f"label payload must be bytes, got {type(data).__name__}")
-    data = bytes(data)
-    if len(data) < _LABELS_HEADER.size:
-        raise WireFormatError(f"label payload has {len(data)} bytes, fewer than the 16-byte header")
-    magic, code, height, width = _LABELS_HEADER.unpack_from(data)
-    if magic != LABELS_MAGIC:
-        raise WireFormatError(
-            f"label payload magic is {magic!r}, expected {LABELS_MAGIC!r}; send encode_labels()"
-        )
-    if code not in _LABEL_DTYPES:
-        raise WireFormatError(f"label dtype code {code} is unknown; expected one of {sorted(_LABEL_DTYPES)}")
-    if height == 0 or width == 0 or height * width > max_pixels:
-        raise WireFormatError(
-            f"label map size {height}x{width} must be non-empty and at most max_pixels = {max_pixels} pixels"
-        )
-    dtype = _LABEL_DTYPES[code]
-    expected = height * width * dtype.itemsize
-    body = data[_LABELS_HEADER.size :]
-    try:
-        declared = zstandard.frame_content_size(body)
-        if declared not in (-1, expected):
-            raise WireFormatError(
-                f"label body declares {declared} bytes, expected {expected} for {height}x{width}"
-            )
-        raw = zstandard.ZstdDecompressor().decompress(body, max_output_size=expected)
-    except zstandard.ZstdError as err:
-        raise WireFormatError(f"label body is not valid zstd ({err}); the payload is corrupt") from err
-    if len(raw) != expected:
-        raise WireFormatError(f"label body holds {len(raw)} bytes, expected {expected} for {height}x{width}")
-    labels = np.frombuffer(raw, dtype).reshape(height, width).astype(dtype.newbyteorder("="))
-    if num_classes is not None:
-        lo, hi = int(labels.min()), int(labels.max())
-        if lo < 0 or hi >= num_classes:
-            raise WireFormatError(f"labels span [{lo}, {hi}], outside [0, {num_classes}) classes")
-    return labels
-
-
-def _check_target(size: tuple[int, int]) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in size)
-    except (TypeError, ValueError) as err:
-        raise ImageError(f"size must be (height, width), got {size!r}") from err
-    _check_size(height, width, MAX_IMAGE_PIXELS)
-    return height, width
-
-
-def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize (pixel centres aligned, like align_corners=False) of an RGB image.
-
-    Args:
-        rgb: (H, W, 3) uint8.
-        size: (height, width) of the output.
-
-    Returns:
-        (height, width, 3) uint8.
-    """
-    rgb = _check_rgb(rgb)
-    height, width = _check_target(size)
-    if (height, width) == rgb.shape[:2]:
-        return rgb.copy()
-
-    def axis(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pos = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
-        lo = np.floor(pos).astype(np.intp)
-        hi = np.minimum(lo + 1, n_in - 1)
-        return lo, hi, (pos - lo).astype(np.float32)
-
-    y0, y1, fy = axis(height, rgb.shape[0])
-    x0, x1, fx = axis(width, rgb.shape[1])
-    src = rgb.astype(np.float32)
-    top = src[y0] * (1 - fy)[:, None, None] + src[y1] * fy[:, None, None]
-    out: np.ndarray = top[:, x0] * (1 - fx)[None, :, None] + top[:, x1] * fx[None, :, None]
-    resized: np.ndarray = np.clip(np.rint(out), 0, 255).astype(np.uint8)
-    return resized
-
-
-def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of a label map (no new class ids are invented).
-
-    Args:
-        labels: (H, W) integer array.
-        size: (height, width) of the output.
-
-    Returns:
-        (height, width) array of labels' dtype.
-    """
-    labels = _check_labels(labels)
-    height, width = _check_target(size)
-    ys = np.minimum(
-        ((np.arange(height) + 0.5) * (labels.shape[0] / height)).astype(np.intp), labels.shape[0] - 1
-    )
-    xs = np.minimum(
-        ((np.arange(width) + 0.5) * (labels.shape[1] / width)).astype(np.intp), labels.shape[1] - 1
-    )
-    resized: np.ndarray = labels[ys[:, None], xs[None, :]]
-    return resized
-
-
 def palette(num_classes: int, seed: int = 0) -> np.ndarray:
     """Distinct display colours, class 0 dark grey.
 
@@ -606,7 +346,7 @@ def colorize(labels: np.ndarray, colours: np.ndarray, ignore_index: int | None =
     Raises:
         ImageError: When a label other than ignore_index is outside [0, M).
     """
-    labels = _check_labels(labels)
+    labels = check_labels(labels)
     colours = np.asarray(colours, np.uint8)
     if colours.ndim != 2 or colours.shape[1] != 3:
         raise ImageError(f"palette must be (M, 3) uint8, got shape {colours.shape}")
@@ -635,8 +375,8 @@ def overlay(rgb: np.ndarray, labels: np.ndarray, colours: np.ndarray, alpha: flo
     Raises:
         ImageError: When shapes differ, alpha is outside [0, 1] or labels are out of the palette.
     """
-    rgb = _check_rgb(rgb)
-    labels = _check_labels(labels)
+    rgb = check_rgb(rgb)
+    labels = check_labels(labels)
     if labels.shape != rgb.shape[:2]:
         raise ImageError(
             f"labels shape {labels.shape} differs from the image's {rgb.shape[:2]}; resize_labels first"

@@ -27,7 +27,7 @@ import torch
 from laecips_core.algo.assisted import AssistedInference
 from laecips_core.algo.metrics import frame_miou
 from laecips_core.benchmark import generator as bench
-from laecips_core.evaluation.pipeline import model_from_bundle
+from laecips_core.evaluation.start_model import model_from_bundle
 from laecips_core.storage import bundle_loading
 from laecips_core.storage.jobspec import RECIPES, TrainerConfig
 from laecips_core.storage.replay import ReplaySample

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from laecips_core.algo import fusion, metrics, models
 from laecips_core.benchmark import generator as data
-from laecips_core.evaluation import pipeline as evaluation
+from laecips_core.evaluation import start_model as evaluation
 from laecips_core.lvm import core as lvm
 from laecips_core.storage.bundle_loading import load_bundle
 from laecips_core.training.pretraining import ensure_default_weights

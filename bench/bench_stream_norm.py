@@ -21,7 +21,7 @@ import torch
 from laecips_core.algo.metrics import frame_miou
 from laecips_core.algo.streamnorm import with_stream_norm
 from laecips_core.benchmark import generator as data
-from laecips_core.evaluation.pipeline import model_from_bundle
+from laecips_core.evaluation.start_model import model_from_bundle
 from laecips_core.storage import bundle_loading
 from laecips_core.storage.jobspec import TrainerConfig
 from laecips_core.training.adaptation import adapt_batchnorm, probabilities

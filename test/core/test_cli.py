@@ -11,7 +11,7 @@ from importlib import metadata
 
 import pytest
 from laecips_core.benchmark import generator as data
-from laecips_core.evaluation import pipeline as evaluation
+from laecips_core.evaluation.config import METHODS
 from laecips_core.storage import bags
 
 from laecips_core import cli
@@ -31,7 +31,7 @@ def test_quick_eval_through_the_console_script(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "LAECIPS" in proc.stdout and f"results written to {out}" in proc.stdout
     results = json.loads((out / "results.json").read_text())
-    assert set(results["methods"]) == set(evaluation.METHODS)
+    assert set(results["methods"]) == set(METHODS)
     for name, m in results["methods"].items():
         assert 0.0 <= m["miou"] <= 1.0 and 0.0 <= m["cur"] <= 1.0 and m["latency_s"] > 0, name
         assert len(m["tasks"]) == 5

@@ -202,14 +202,16 @@ def _add_eval(subparsers: Any) -> None:
 
 def _run_eval(args: argparse.Namespace) -> int:
     """Handler of ``laecips eval``."""
-    from laecips_core.evaluation import pipeline as evaluation
+    from laecips_core.evaluation.config import EvalConfig
+    from laecips_core.evaluation.pipeline import run_evaluation
+    from laecips_core.evaluation.results import format_summary
     from laecips_core.storage import bags
 
     boundaries = bags.parse_task_boundaries(args.task_boundaries) if args.task_boundaries else None
     methods = None
     if args.methods:
         methods = tuple(m.strip().upper() for m in args.methods.split(",") if m.strip())
-    cfg = evaluation.EvalConfig.from_options(
+    cfg = EvalConfig.from_options(
         quick=args.quick,
         bag=args.bag,
         image_topic=args.image_topic,
@@ -249,8 +251,8 @@ def _run_eval(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     log = (lambda line: print(line, flush=True)) if args.no_progress else None
-    results = evaluation.run_evaluation(cfg, log=log)
-    print(evaluation.format_summary(results))
+    results = run_evaluation(cfg, log=log)
+    print(format_summary(results))
     print(f"results written to {args.out}")
     return 0
 
@@ -284,9 +286,9 @@ def benchmark_config(args: argparse.Namespace) -> Any:
     """A ``data.BenchmarkConfig`` from the benchmark options; unset ones take ``laecips eval``'s defaults,
     so that ``record-bag`` followed by ``eval --bag`` replays the stream ``eval`` evaluates by default."""
     from laecips_core.benchmark import generator as data
-    from laecips_core.evaluation import pipeline as evaluation
+    from laecips_core.evaluation.config import EvalConfig
 
-    defaults = evaluation.EvalConfig()
+    defaults = EvalConfig()
     values = {
         key: getattr(args, key) if getattr(args, key, None) is not None else getattr(defaults, key)
         for key in ("frames_per_task", "width", "height", "num_tasks")

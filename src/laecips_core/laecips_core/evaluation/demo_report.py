@@ -132,7 +132,7 @@ def f_labeller(
     """
     from laecips_core.algo.mining import MessMiner
     from laecips_core.algo.predictor import EdgePredictor
-    from laecips_core.evaluation.pipeline import model_from_bundle
+    from laecips_core.evaluation.start_model import model_from_bundle
 
     signature = signing.read_signature(bundle_path) if public_key is not None else None
     if public_key is not None and signature is None:

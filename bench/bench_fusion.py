@@ -1,8 +1,15 @@
-"""Benchmark of Algorithm 1: vectorised fusion vs the loop oracle vs one full read of the scores."""
+"""Benchmark of Algorithm 1 (assisted inference F): vectorised fusion vs the loop oracle vs one input read.
+
+Keys for runs/bench/bench.json (``entries``): ``fusion_over_loop`` (>= 50), ``fusion_over_input_read``
+(<= 2: fusion / (one ``probs.sum()`` + one ``np.count_nonzero(masks)``), measured interleaved so that
+load on the machine hits both alike) and the growth tables ``fusion_ms_<W>x<H>`` (100 masks) and
+``fusion_ms_k<K>`` (640x480).
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import sys
@@ -10,14 +17,17 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-import torch
 from laecips_core.algo import fusion
 from laecips_core.algo.fusion import assisted_inference, assisted_inference_loop
 
 SPEEDUP_TARGET = 50.0
 """Fusion must be at least this many times faster than the per-mask, per-class loop."""
-READ_RATIO_TARGET = 3.0
-"""Fusion must cost at most this many full reads of the (M, H, W) score tensor."""
+READ_RATIO_TARGET = 2.0
+"""Fusion must cost at most this many reads of its inputs (the scores once plus the masks once)."""
+SIZES = ((320, 240), (640, 480), (1280, 720), (1920, 1080))
+"""(W, H) of the growth table over image size."""
+MASK_COUNTS = (10, 50, 100, 200, 400)
+"""K of the growth table over the number of masks (at 640x480)."""
 
 
 def make_masks(rng: np.random.Generator, k: int, height: int, width: int) -> np.ndarray:
@@ -63,7 +73,6 @@ def _stage_times(probs: np.ndarray, masks: np.ndarray, repeats: int) -> dict[str
     lengths = np.diff(starts, append=n)
     sums = np.add.reduceat(flat, starts, axis=1)
     run_label, covered = fusion._label_runs(packed[:, starts], lengths, sums, len(mask_list), "area")
-    idx = fusion._run_pixels(starts[~covered], lengths[~covered])
     return {
         "pack membership bits": median_seconds(lambda: fusion._pack_masks(mask_list, n), repeats),
         "find runs": median_seconds(lambda: fusion._run_starts(packed), repeats),
@@ -73,74 +82,128 @@ def _stage_times(probs: np.ndarray, masks: np.ndarray, repeats: int) -> dict[str
         ),
         "runs to pixels": median_seconds(lambda: np.repeat(run_label.astype(np.uint8), lengths), repeats),
         "edge argmax, uncovered": median_seconds(
-            lambda: fusion._first_argmax(np.take(flat, idx, axis=1)), repeats
+            lambda: fusion._first_argmax(fusion._gather_runs(flat, starts[~covered], lengths[~covered])),
+            repeats,
         ),
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print the two ratios with their targets; returns 0.
+def entry(value: float | None, target: float | None, unit: str, higher_is_better: bool, note: str) -> dict:
+    """One bench.json entry: value, target, unit, met (None when either is None) and a note."""
+    met = None
+    if value is not None and target is not None:
+        met = bool(value >= target) if higher_is_better else bool(value <= target)
+    return {"value": value, "target": target, "unit": unit, "met": met, "note": note}
 
-    Args:
-        argv: Command-line options (see --help); None means the defaults (as bench/run_all.py calls it).
-    """
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--height", type=int, default=1024)
-    parser.add_argument("--width", type=int, default=2048)
-    parser.add_argument("--classes", type=int, default=19)
-    parser.add_argument("--masks", type=int, default=100)
-    parser.add_argument(
-        "--oracle-masks", type=int, default=0, help="masks given to the slow oracle (0: all; fewer: scaled)"
-    )
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args([] if argv is None else argv)
-    rng = np.random.default_rng(args.seed)
-    m, h, w, k = args.classes, args.height, args.width, args.masks
+
+def load_note() -> str:
+    """The 1-minute load average and the CPU count, for every note (wall times inflate under load)."""
+    return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+
+
+def make_inputs(seed: int, m: int, h: int, w: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax-like scores (M, H, W) float32 and K masks (K, H, W) bool from ``make_masks``."""
+    rng = np.random.default_rng(seed)
     probs = rng.random((m, h, w), dtype=np.float32)
     probs /= probs.sum(axis=0, keepdims=True)
-    masks = make_masks(rng, k, h, w)
-    coverage = float(masks.any(axis=0).mean())
-    print(
-        f"probs ({m}, {h}, {w}) float32 = {probs.nbytes / 2**20:.0f} MiB; masks ({k}, {h}, {w}) bool = "
-        f"{masks.nbytes / 2**20:.0f} MiB; covered pixels {coverage:.1%}; "
-        f"mean masks per pixel {masks.sum() / (h * w):.2f}; torch threads {torch.get_num_threads()}; "
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall times inflate under load)"
-    )
-    t_sum = median_seconds(lambda: probs.sum(), args.repeats)
-    t_argmax = median_seconds(lambda: np.argmax(probs, axis=0), args.repeats)
-    t_fused = median_seconds(lambda: assisted_inference(probs, masks), args.repeats)
-    for stage, seconds in _stage_times(probs, masks, args.repeats).items():
-        print(f"  stage {stage:<22s} {seconds * 1e3:8.1f} ms")
+    return probs, make_masks(rng, k, h, w)
 
-    # Oracle once on the first k_o masks (all by default); with fewer, its per-mask part (time minus
-    # the edge argmax) is scaled linearly to K masks.
-    k_o = k if args.oracle_masks <= 0 else min(k, args.oracle_masks)
+
+def interleaved_ratio(
+    fn: Callable[[], object], ref: Callable[[], object], repeats: int
+) -> tuple[float, float, float]:
+    """Median of per-repeat ratios fn / ref, each pair timed back to back; also the medians of both (s)."""
+    ratios, fn_times, ref_times = [], [], []
+    for _ in range(repeats):
+        t_ref = median_seconds(ref, 1)
+        t_fn = median_seconds(fn, 1)
+        ratios.append(t_fn / t_ref)
+        fn_times.append(t_fn)
+        ref_times.append(t_ref)
+    return statistics.median(ratios), statistics.median(fn_times), statistics.median(ref_times)
+
+
+def growth_tables(repeats: int, sizes: tuple[tuple[int, int], ...] = SIZES,
+                  mask_counts: tuple[int, ...] = MASK_COUNTS) -> dict[str, float]:  # fmt: skip
+    """Median fusion milliseconds per image size (100 masks, 19 classes) and per mask count (640x480)."""
+    cases = [(f"fusion_ms_{w}x{h}", (1, 19, h, w, 100)) for w, h in sizes]
+    cases += [(f"fusion_ms_k{k}", (2, 19, 480, 640, k)) for k in mask_counts]
+    table = {}
+    for key, shape in cases:
+        inputs = make_inputs(*shape)
+        table[key] = 1e3 * median_seconds(functools.partial(assisted_inference, *inputs), repeats)
+    return table
+
+
+def entries(quick: bool = False) -> dict[str, dict]:
+    """The fusion keys of runs/bench/bench.json (see the module docstring).
+
+    Args:
+        quick: Fewer repeats, the oracle on 10 masks (its per-mask part scaled to 100) and a smaller
+            growth table; the figures are then rougher (the note says so).
+    """
+    repeats = 3 if quick else 7
+    probs, masks = make_inputs(0, 19, 1024, 2048, 100)
+    fused = assisted_inference(probs, masks)
+    t_fused = median_seconds(lambda: assisted_inference(probs, masks), repeats)
+    k_o = 10 if quick else len(masks)
     start = time.perf_counter()
-    oracle_labels = assisted_inference_loop(probs, masks[:k_o])
-    t_oracle_part = time.perf_counter() - start
-    t_oracle = t_oracle_part if k_o == k else t_argmax + (t_oracle_part - t_argmax) * k / max(k_o, 1)
-    same = bool(np.array_equal(assisted_inference(probs, masks[:k_o]), oracle_labels))
+    oracle = assisted_inference_loop(probs, masks[:k_o])
+    t_part = time.perf_counter() - start
+    if k_o < len(masks):
+        t_argmax = median_seconds(lambda: np.argmax(probs, axis=0), 1)
+        t_oracle = t_argmax + (t_part - t_argmax) * len(masks) / k_o
+        same = bool(np.array_equal(assisted_inference(probs, masks[:k_o]), oracle))
+    else:
+        t_oracle, same = t_part, bool(np.array_equal(fused, oracle))
+    read_ratio, t_interleaved, t_read = interleaved_ratio(
+        lambda: assisted_inference(probs, masks),
+        lambda: (probs.sum(), np.count_nonzero(masks)),
+        repeats,
+    )
+    setting = "19 classes, 100 masks, 1024x2048"
+    out = {
+        "fusion_over_loop": entry(
+            t_oracle / t_fused, SPEEDUP_TARGET, "x", True,
+            f"{setting}: fusion {t_fused * 1e3:.1f} ms, loop {t_oracle * 1e3:.0f} ms"
+            + (f" (timed on {k_o} masks, scaled)" if k_o < len(masks) else "")
+            + f"; same labels: {same}; {load_note()}",
+        ),
+        "fusion_over_input_read": entry(
+            read_ratio, READ_RATIO_TARGET, "x", False,
+            f"{setting}: median of {repeats} back-to-back pairs; fusion {t_interleaved * 1e3:.1f} ms, "
+            f"probs.sum() + np.count_nonzero(masks) {t_read * 1e3:.1f} ms; {load_note()}",
+        ),
+    }  # fmt: skip
+    sizes, counts = (SIZES[:2], MASK_COUNTS[:3]) if quick else (SIZES, MASK_COUNTS)
+    for key, ms in growth_tables(max(1, repeats // 2), sizes, counts).items():
+        what = "100 masks, 19 classes" if "x" in key[10:] else "640x480, 19 classes"
+        out[key] = entry(ms, None, "ms", False, f"{what}; {load_note()}")
+    return out
 
-    speedup = t_oracle / t_fused
-    print(f"probs.sum() (one full read)         {t_sum * 1e3:8.1f} ms")
-    print(f"np.argmax(probs, 0) (one full read) {t_argmax * 1e3:8.1f} ms")
-    print(f"assisted_inference (vectorised)     {t_fused * 1e3:8.1f} ms  (median of {args.repeats})")
-    print(
-        f"assisted_inference_loop (oracle)    {t_oracle * 1e3:8.1f} ms  (timed once on {k_o} masks"
-        + (f": {t_oracle_part * 1e3:.0f} ms, per-mask part scaled linearly to {k}" if k_o < k else "")
-        + f"); same labels as the vectorised fusion: {same}"
-    )
-    print(
-        f"speedup vs oracle: {speedup:.1f}x (target >= {SPEEDUP_TARGET:.0f}x: "
-        f"{'met' if speedup >= SPEEDUP_TARGET else 'NOT met'})"
-    )
-    for name, ref in (("np.argmax", t_argmax), ("probs.sum", t_sum)):
-        ratio = t_fused / ref
-        print(
-            f"fusion / one full read ({name}): {ratio:.2f}x (target <= {READ_RATIO_TARGET:.0f}x: "
-            f"{'met' if ratio <= READ_RATIO_TARGET else 'NOT met'})"
-        )
+
+def print_entries(results: dict[str, dict]) -> None:
+    """One line per key: value, target, met, note."""
+    for key, item in results.items():
+        value = "n/a" if item["value"] is None else f"{item['value']:.3g}"
+        target = "" if item["target"] is None else f" target {item['target']:g}"
+        met = {True: " met", False: " NOT met", None: ""}[item["met"]]
+        print(f"{key:<28s} {value:>9s} {item['unit']:<4s}{target}{met}  ({item['note']})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the bench.json entries (medians, load average), then the per-stage times; returns 0.
+
+    Args:
+        argv: ``--quick`` for the rough version; None means the full run (as bench/run_all.py calls it).
+    """
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args([] if argv is None else argv)
+    print_entries(entries(args.quick))
+    probs, masks = make_inputs(0, 19, 1024, 2048, 100)
+    for stage, seconds in _stage_times(probs, masks, 3).items():
+        print(f"  stage {stage:<22s} {seconds * 1e3:8.1f} ms")
     return 0
 
 

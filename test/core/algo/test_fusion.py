@@ -183,3 +183,28 @@ def test_bad_inputs_raise_config_error() -> None:
         assisted_inference(probs, [], order="random")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"\(H, W\) = \(4, 5\)"):
         fusion._assisted_inference_torch(torch.from_numpy(probs), [np.zeros((3, 5), bool)], "area")
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fusion_randomized_layouts_equal_loop_in_numpy_and_torch(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random shapes, orders, overlapping masks and mask layouts (bool, uint8, non-contiguous, list),
+    both uncovered-pixel gathers (slices and np.take): numpy and torch-on-CPU labels equal the loop's."""
+    rng = np.random.default_rng(1000 + seed)
+    h, w = int(rng.integers(1, 48)), int(rng.integers(1, 64))
+    m = int(rng.integers(1, 20))
+    masks = _random_masks(rng, int(rng.integers(0, 40)), h, w)
+    probs = _random_scores(rng, m, h, w)
+    order = ("area", "input")[seed % 2]
+    expected = assisted_inference_loop(probs, masks, order=order)
+    layouts = [masks, masks.astype(np.uint8), np.asfortranarray(masks), list(masks[::-1])[::-1]]
+    for min_run in (1, 10**9):  # every gather as slices, then every gather through np.take
+        monkeypatch.setattr(fusion, "_SLICE_MIN_MEAN_RUN", min_run)
+        for layout in layouts:
+            np.testing.assert_array_equal(assisted_inference(probs, layout, order=order), expected)
+    strided = torch.from_numpy(np.ascontiguousarray(np.repeat(masks, 2, axis=2)))[:, :, ::2]
+    for torch_masks in (torch.from_numpy(masks), strided, [torch.from_numpy(x) for x in masks]):
+        got = fusion._assisted_inference_torch(torch.from_numpy(probs), torch_masks, order)
+        np.testing.assert_array_equal(got.numpy(), expected)
+    assert masks.dtype == np.bool_  # the torch path packs bits without writing into the caller's masks

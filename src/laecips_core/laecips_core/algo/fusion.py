@@ -193,9 +193,26 @@ def _assisted_inference_numpy(scores: np.ndarray, masks: list[np.ndarray], order
         pixel_covered = np.repeat(covered, lengths)
         np.copyto(labels, _first_argmax(flat), where=~pixel_covered, casting="unsafe")
     elif uncovered:
-        idx = _run_pixels(starts[uncovered_runs], lengths[uncovered_runs])
-        labels[idx] = _first_argmax(np.take(flat, idx, axis=1))  # C-ordered, unlike flat[:, idx]
+        run_starts, run_lengths = starts[uncovered_runs], lengths[uncovered_runs]
+        idx = _run_pixels(run_starts, run_lengths)
+        labels[idx] = _first_argmax(_gather_runs(flat, run_starts, run_lengths))
     return labels.reshape(height, width)
+
+
+_SLICE_MIN_MEAN_RUN = 32
+"""Runs at least this long on average are copied as slices; shorter ones pixel by pixel (np.take)."""
+
+
+def _gather_runs(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The columns of the given runs of ``flat`` (M, N), concatenated: (M, sum(lengths)), C-ordered.
+
+    Long runs are copied as row slices (one memcpy per class and run), about 2x faster than a
+    per-pixel gather; many short runs fall back to ``np.take`` (fewer Python-level slices).
+    """
+    if int(lengths.sum()) < _SLICE_MIN_MEAN_RUN * len(lengths):
+        return np.take(flat, _run_pixels(starts, lengths), axis=1)  # C-ordered, unlike flat[:, idx]
+    ends = (starts + lengths).tolist()
+    return np.concatenate([flat[:, s:e] for s, e in zip(starts.tolist(), ends, strict=True)], axis=1)
 
 
 def _first_argmax(scores: np.ndarray) -> np.ndarray:
@@ -336,17 +353,15 @@ def _assisted_inference_torch(probs: torch.Tensor, masks: MaskInput, order: str)
     if flat.dtype not in (torch.float32, torch.float64):
         flat = flat.float()
     label_dtype = torch.uint8 if m <= 255 else torch.int32
-    stack = _torch_mask_stack(masks, height, width, device)  # (K, N) uint8
+    stack = _torch_mask_stack(masks, height, width, device)  # (K, N) uint8 0/1
     base = flat.argmax(dim=0)
     num_masks = stack.shape[0]
     if num_masks == 0:
         return base.to(label_dtype).reshape(height, width)
-    groups = (num_masks + 7) // 8
-    padded = torch.zeros((groups * 8, n), dtype=torch.uint8, device=device)
-    padded[:num_masks] = stack
-    packed = padded[0::8].clone()
-    for bit in range(1, 8):  # bit positions within a byte, not classes
-        packed |= padded[bit::8] << bit
+    packed = stack[0::8].clone()  # (G, N): masks 0, 8, 16, ... in bit 0 (no padded copy of the stack)
+    for bit in range(1, min(8, num_masks)):  # bit positions within a byte, not classes
+        part = stack[bit::8]  # groups that have a mask at this bit: the first ceil((K - bit) / 8)
+        packed[: part.shape[0]] |= part << bit
     boundary = torch.ones(n, dtype=torch.bool, device=device)
     boundary[1:] = (packed[:, 1:] != packed[:, :-1]).any(dim=0)
     starts = boundary.nonzero().squeeze(1)
@@ -373,7 +388,7 @@ def _torch_mask_stack(masks: MaskInput, height: int, width: int, device: torch.d
         if masks.ndim != 3 or tuple(masks.shape[1:]) != (height, width):
             raise _mask_error(f"have shape {tuple(masks.shape)}", height, width)
         _check_mask_dtype(masks.dtype, height, width)
-        return (torch.as_tensor(masks, device=device) != 0).to(torch.uint8).reshape(-1, height * width)
+        return _as_01_bytes(torch.as_tensor(masks, device=device)).reshape(-1, height * width)
     parts = []
     for i, mask in enumerate(masks):
         if not isinstance(mask, (np.ndarray, torch.Tensor)):
@@ -381,7 +396,14 @@ def _torch_mask_stack(masks: MaskInput, height: int, width: int, device: torch.d
         if tuple(mask.shape) != (height, width):
             raise _mask_error(f"[{i}] has shape {tuple(mask.shape)}", height, width)
         _check_mask_dtype(mask.dtype, height, width)
-        parts.append((torch.as_tensor(mask, device=device) != 0).to(torch.uint8).reshape(1, -1))
+        parts.append(_as_01_bytes(torch.as_tensor(mask, device=device)).reshape(1, -1))
     if not parts:
         return torch.zeros((0, height * width), dtype=torch.uint8, device=device)
     return torch.cat(parts)
+
+
+def _as_01_bytes(mask: torch.Tensor) -> torch.Tensor:
+    """A mask as uint8 0/1 values: a view of a contiguous bool tensor (no copy), else ``mask != 0``."""
+    if mask.dtype == torch.bool and mask.is_contiguous():
+        return mask.view(torch.uint8)
+    return (mask != 0).view(torch.uint8)

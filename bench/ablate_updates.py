@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from laecips_core.algo.assisted import AssistedInference
 from laecips_core.algo.metrics import frame_miou
-from laecips_core.benchmark import generator as bench
 from laecips_core.evaluation.start_model import model_from_bundle
 from laecips_core.storage import bundle_loading
 from laecips_core.storage.jobspec import RECIPES, TrainerConfig
@@ -40,7 +39,10 @@ from laecips_core.training.adaptation import (
     probabilities,
 )
 from laecips_core.training.fit import resize_labels
-from laecips_core.training.pretraining import ensure_default_weights, get_profile, profile_frames
+from laecips_core.training.pretraining import ensure_default_weights
+from laecips_core.training.profiles import get_profile, profile_frames
+
+from laecips_core import benchmark as bench
 
 SIGNALS = ("consistency", "old_fused", "new_fused")
 

@@ -120,10 +120,10 @@ def send(args: argparse.Namespace) -> int:
     """Send hard frames closed-loop for ``args.seconds`` (at most ``args.count``); print a JSON summary."""
     from laecips_core.transport import CloudClient, InferRequest, load_zenoh_config, open_session
 
-    from laecips_core import imaging
+    from laecips_core import image_codecs
 
     frames = [f.image for f in test_frames(3)]
-    jpegs = [imaging.encode_jpeg(rgb, quality=args.quality) for rgb in frames]
+    jpegs = [image_codecs.encode_jpeg(rgb, quality=args.quality) for rgb in frames]
     work = Path(args.workdir)
     config = zenoh_file(work / f"{args.robot}.json5", connect=[args.endpoint])
     session = open_session(load_zenoh_config(config))

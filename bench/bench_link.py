@@ -62,7 +62,7 @@ def jpeg_curve(
     from laecips_core.lvm.registry import DEFAULT_LVM
     from laecips_core.storage.bundle_loading import load_bundle
 
-    from laecips_core import imaging
+    from laecips_core import image_codecs
 
     bundle, which = find_bundle()
     f, _ = start_model.model_from_bundle(load_bundle(bundle))
@@ -78,9 +78,9 @@ def jpeg_curve(
     for q in qualities:
         sizes, scores = [], []
         for fr in frames:
-            jpeg = imaging.encode_jpeg(fr.image, quality=q)
+            jpeg = image_codecs.encode_jpeg(fr.image, quality=q)
             sizes.append(len(jpeg))
-            scores.append(fused_miou(imaging.decode_jpeg(jpeg), fr.labels))
+            scores.append(fused_miou(image_codecs.decode_jpeg(jpeg), fr.labels))
         curve[q] = (float(np.mean(sizes)), float(np.mean(scores)))
     return curve, lossless, f"{which}, LVM {DEFAULT_LVM!r}"
 
@@ -113,10 +113,10 @@ def request_bytes(rgb: np.ndarray, quality: int, num_classes: int = 16) -> int:
     """Bytes of the InferRequest the edge sends for ``rgb``: JPEG payload + JSON header."""
     from laecips_core.transport import InferRequest
 
-    from laecips_core import imaging
+    from laecips_core import image_codecs
 
     height, width = rgb.shape[:2]
-    jpeg = imaging.encode_jpeg(rgb, quality=quality)
+    jpeg = image_codecs.encode_jpeg(rgb, quality=quality)
     payload, attachment = InferRequest(
         "robot1", 123456, time.time(), 1, num_classes, width, height, jpeg
     ).encode()
@@ -129,7 +129,7 @@ def link_entry(quality: int, seconds: float) -> dict:
     from laecips_core.storage.bundle_loading import read_bundle_metadata
     from wlan_netns import WlanLink, unavailable_reason
 
-    from laecips_core import imaging
+    from laecips_core import image_codecs
 
     reason = unavailable_reason()
     if reason is not None:
@@ -137,7 +137,7 @@ def link_entry(quality: int, seconds: float) -> dict:
     bundle, which = find_bundle()
     classes = int(read_bundle_metadata(bundle).get("num_classes", "0") or 0)
     rgb = test_frames(1)[0].image
-    encode_s = median_seconds(lambda: imaging.encode_jpeg(rgb, quality=quality), 11)
+    encode_s = median_seconds(lambda: image_codecs.encode_jpeg(rgb, quality=quality), 11)
     with WlanLink() as link, tempfile.TemporaryDirectory(prefix="bench-link-") as tmp:
         probe = subprocess.run(
             [*link.exec_prefix("edge"), sys.executable, "-c", RTT_PROBE, link.cloud_ip],

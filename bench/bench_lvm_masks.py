@@ -21,11 +21,13 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from laecips_core.algo import fusion, metrics, models
-from laecips_core.benchmark import generator as data
 from laecips_core.evaluation import start_model as evaluation
-from laecips_core.lvm import core as lvm
+from laecips_core.lvm.base import segment_purity
+from laecips_core.lvm.registry import build_lvm, lvm_registry
 from laecips_core.storage.bundle_loading import load_bundle
 from laecips_core.training.pretraining import ensure_default_weights
+
+from laecips_core import benchmark as data
 
 ROOT = Path(__file__).resolve().parents[1]
 LVMS = ("felzenszwalb", "slic", "hierarchy", "oracle")
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames-per-task", type=int, default=3, help="frames per task (spread over it)")
     parser.add_argument("--seed", type=int, default=4242, help="benchmark seed (eval: 0, pre-training: 1000)")
     parser.add_argument("--size", type=int, nargs=2, default=(320, 240), metavar=("W", "H"))
-    parser.add_argument("--lvms", nargs="+", default=list(LVMS), choices=sorted(lvm.lvm_registry))
+    parser.add_argument("--lvms", nargs="+", default=list(LVMS), choices=sorted(lvm_registry))
     parser.add_argument("--weights", default=None, help="bundle (default: the cached default weights)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench" / "lvm_masks.json")
     args = parser.parse_args(argv)
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = data.BenchmarkConfig(seed=args.seed, frames_per_task=per_task, width=width, height=height)
     offsets = np.linspace(1, per_task - 2, args.frames_per_task).round().astype(int)
     num_classes = len(data.CLASSES)
-    models_ = {name: lvm.build_lvm(name) for name in args.lvms}
+    models_ = {name: build_lvm(name) for name in args.lvms}
     rows: list[Row] = []
     for task in range(cfg.num_tasks):
         for offset in offsets:
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
                         task,
                         frame.index,
                         len(masks),
-                        lvm.segment_purity(masks, frame.labels),
+                        segment_purity(masks, frame.labels),
                         finest_region_purity(masks, frame.labels),
                         seconds,
                         f_miou,

@@ -8,11 +8,12 @@ import time
 import numpy as np
 import torch
 from laecips_core.algo import fusion, metrics, models
-from laecips_core.benchmark import generator as data
 from laecips_core.evaluation import start_model as evaluation
-from laecips_core.lvm import core as lvm
+from laecips_core.lvm.registry import build_lvm
 from laecips_core.storage.bundle_loading import load_bundle
 from laecips_core.training.pretraining import ensure_default_weights
+
+from laecips_core import benchmark as data
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = data.BenchmarkConfig(seed=7, frames_per_task=10, width=320, height=240)
     indices = np.linspace(0, cfg.num_frames - 1, args.frames).round().astype(int)
     names = ["felzenszwalb", "slic"] + ([] if args.no_litemedsam else ["litemedsam"])
-    lvms = {name: lvm.build_lvm(name) for name in names}
+    lvms = {name: build_lvm(name) for name in names}
     scores: dict[str, list[float]] = {"f": [], **{f"F({n})": [] for n in names}}
     seconds: dict[str, list[float]] = {n: [] for n in names}
     for index in indices:

@@ -22,9 +22,12 @@ from laecips_core.algo.assisted import AssistedInference
 from laecips_core.algo.bundles import build_models
 from laecips_core.algo.metrics import auroc
 from laecips_core.algo.streamnorm import DEFAULT_STREAM_NORM_PRIOR, with_stream_norm
-from laecips_core.benchmark import generator as data
 from laecips_core.storage.bundle_loading import load_bundle
-from laecips_core.training.pretraining import ensure_default_weights, get_profile, hard_labels
+from laecips_core.training.pretrain_stages import hard_labels
+from laecips_core.training.pretraining import ensure_default_weights
+from laecips_core.training.profiles import get_profile
+
+from laecips_core import benchmark as data
 
 
 def main(argv: list[str] | None = None) -> None:

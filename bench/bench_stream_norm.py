@@ -20,13 +20,14 @@ import numpy as np
 import torch
 from laecips_core.algo.metrics import frame_miou
 from laecips_core.algo.streamnorm import with_stream_norm
-from laecips_core.benchmark import generator as data
 from laecips_core.evaluation.start_model import model_from_bundle
 from laecips_core.storage import bundle_loading
 from laecips_core.storage.jobspec import TrainerConfig
 from laecips_core.training.adaptation import adapt_batchnorm, probabilities
 from laecips_core.training.pretraining import ensure_default_weights
 from torch import nn
+
+from laecips_core import benchmark as data
 
 
 def _score(f: nn.Module, rgb: np.ndarray, gt: np.ndarray, cfg: TrainerConfig, m: int) -> float:

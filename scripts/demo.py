@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 from laecips_core.algo import metrics, state
-from laecips_core.benchmark.generator import NUM_CLASSES
+from laecips_core.benchmark import NUM_CLASSES
 from laecips_core.errors import LaecipsError
 from laecips_core.evaluation import demo_report
 from laecips_core.services.stores import store_dir
@@ -144,7 +144,8 @@ def calibrate_delta(bundle: Path, cfg: DemoConfig, frames: int = 60, stride: int
     from laecips_core.algo.mining import MinerNet, NeuralMiner, threshold_for_cur
     from laecips_core.algo.models import build_edge_model
     from laecips_core.algo.predictor import EdgePredictor
-    from laecips_core.benchmark import generator as data
+
+    from laecips_core import benchmark as data
 
     loaded = bundle_loading.load_bundle(bundle)
     f = build_edge_model(loaded.model_name, loaded.num_classes, pretrained_backbone=False)

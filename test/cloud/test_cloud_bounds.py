@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import zenoh
 from cloud_harness import NUM_CLASSES, frame, service_config
-from laecips_core.imaging import encode_jpeg
+from laecips_core.image_codecs import encode_jpeg
 from laecips_core.services.cloud_service import CloudService
 from laecips_core.services.stores import replay_path
 from laecips_core.storage.replay import ReplayBuffer

@@ -19,8 +19,8 @@ from laecips_core.algo.bundles import build_models
 from laecips_core.algo.fusion import assisted_inference
 from laecips_core.algo.mining import NeuralMiner
 from laecips_core.algo.predictor import EdgePredictor
-from laecips_core.imaging import decode_jpeg, encode_jpeg
-from laecips_core.lvm.core import build_lvm
+from laecips_core.image_codecs import decode_jpeg, encode_jpeg
+from laecips_core.lvm.registry import build_lvm
 from laecips_core.services.cloud_robots import RequestEvent
 from laecips_core.services.stores import replay_path, store_dir
 from laecips_core.storage.bundle_loading import load_bundle

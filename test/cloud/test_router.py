@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from laecips_core.errors import ConfigError
-from laecips_core.imaging import encode_jpeg
+from laecips_core.image_codecs import encode_jpeg
 from laecips_core.transport import (
     CloudClient,
     InferReply,

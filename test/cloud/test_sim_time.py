@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cloud_harness import NUM_CLASSES, RosListener, frame, write_params
 from diagnostic_msgs.msg import DiagnosticArray
-from laecips_core.imaging import encode_jpeg
+from laecips_core.image_codecs import encode_jpeg
 from laecips_core.storage.signing import generate_keypair
 from laecips_core.transport import CloudClient, InferRequest, load_zenoh_config, open_session
 from launch_helpers import (

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import zenoh
 from laecips_core.errors import WeightsError
-from laecips_core.imaging import encode_jpeg
+from laecips_core.image_codecs import encode_jpeg
 from laecips_core.transport import (
     AnnouncementListener,
     CloudClient,

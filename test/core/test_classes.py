@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from bundle_helpers import write_tiny_bundle
-from laecips_core.benchmark import generator as data
 from laecips_core.storage import bundle_loading
 
+from laecips_core import benchmark as data
 from laecips_core import classes
 
 

@@ -10,10 +10,10 @@ import sys
 from importlib import metadata
 
 import pytest
-from laecips_core.benchmark import generator as data
 from laecips_core.evaluation.config import METHODS
 from laecips_core.storage import bags
 
+from laecips_core import benchmark as data
 from laecips_core import cli
 
 

@@ -32,7 +32,7 @@ from laecips_core.errors import LaecipsError
 from laecips_core.storage import bundle_loading, signing, weights
 from laecips_core.storage.replay import ReplayBuffer
 
-from laecips_core import imaging, transport
+from laecips_core import image_codecs, imaging, transport
 
 T = TypeVar("T")
 
@@ -213,7 +213,7 @@ def test_fuzz_ros_labels_to_array(fields, bigendian):
         assert labels.shape == (height, width) and labels.dtype in (np.uint8, np.uint16)
 
 
-VALID_JPEG = imaging.encode_jpeg(
+VALID_JPEG = image_codecs.encode_jpeg(
     np.random.default_rng(0).integers(0, 256, (16, 24, 3), dtype=np.uint8), quality=80
 )
 
@@ -226,13 +226,13 @@ VALID_JPEG = imaging.encode_jpeg(
 )
 def test_fuzz_decode_jpeg_compressed_image(data):
     """CompressedImage (jpeg) from the camera and the JPEG of every cloud request."""
-    rgb = outcome("imaging.decode_jpeg", lambda: imaging.decode_jpeg(data, max_pixels=64 * 64))
+    rgb = outcome("image_codecs.decode_jpeg", lambda: image_codecs.decode_jpeg(data, max_pixels=64 * 64))
     if rgb is not None:
         assert rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8
         assert rgb.shape[0] * rgb.shape[1] <= 64 * 64
 
 
-VALID_LABELS = imaging.encode_labels(np.arange(48, dtype=np.uint8).reshape(6, 8) % 5)
+VALID_LABELS = image_codecs.encode_labels(np.arange(48, dtype=np.uint8).reshape(6, 8) % 5)
 
 
 @st.composite
@@ -245,7 +245,7 @@ def label_payloads(draw: st.DrawFn) -> bytes:
         return draw(st.binary(max_size=100))
     code = draw(st.sampled_from([1, 1, 2, 4, 0, 3, 255]))
     height, width = draw(st.integers(0, 40)), draw(st.integers(0, 40))
-    magic = draw(st.sampled_from([imaging.LABELS_MAGIC, b"LBL2"]))
+    magic = draw(st.sampled_from([image_codecs.LABELS_MAGIC, b"LBL2"]))
     itemsize = {1: 1, 2: 2, 4: 4}.get(code, 1)
     if draw(st.booleans()):  # a body of the declared size, or off by a little
         size = max(0, height * width * itemsize + draw(st.sampled_from([0, 0, 0, -1, 1])))
@@ -260,8 +260,8 @@ def label_payloads(draw: st.DrawFn) -> bytes:
 @given(data=label_payloads(), num_classes=st.none() | st.integers(1, 300))
 def test_fuzz_decode_labels(data, num_classes):
     labels = outcome(
-        "imaging.decode_labels",
-        lambda: imaging.decode_labels(data, max_pixels=4096, num_classes=num_classes),
+        "image_codecs.decode_labels",
+        lambda: image_codecs.decode_labels(data, max_pixels=4096, num_classes=num_classes),
     )
     if labels is not None:
         assert labels.ndim == 2 and 0 < labels.size <= 4096

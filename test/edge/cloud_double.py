@@ -19,7 +19,7 @@ import numpy as np
 import zenoh
 import zstandard
 from laecips_core.errors import WireFormatError
-from laecips_core.imaging import LABELS_MAGIC, encode_labels
+from laecips_core.image_codecs import LABELS_MAGIC, encode_labels
 
 from laecips_core import transport
 

@@ -34,7 +34,7 @@ from laecips_core.storage.replay import ReplayBuffer
 from launch_helpers import REPO_ROOT, ProcessGroup, random_domain_id, ros_env
 from sensor_msgs.msg import CompressedImage, Image
 
-from laecips_core import files, imaging, transport
+from laecips_core import files, image_codecs, imaging, transport
 
 BASE_STAMP = 1_700_000_000 * 1_000_000_000
 
@@ -171,7 +171,7 @@ def test_compressed_camera_frames(tmp_path: Path, router, bundles):
         peer = RosPeer(domain)
         try:
             pub = _connect(peer, compressed=True)
-            msg = CompressedImage(format="jpeg", data=imaging.encode_jpeg(frame_rgb(3), quality=90))
+            msg = CompressedImage(format="jpeg", data=image_codecs.encode_jpeg(frame_rgb(3), quality=90))
             msg.header.stamp.sec = 42
             pub.publish(msg)
             assert wait_for(lambda: peer.results_for(42 * 10**9), 30)

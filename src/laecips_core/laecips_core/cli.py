@@ -285,7 +285,7 @@ def _add_record_bag(subparsers: Any) -> None:
 def benchmark_config(args: argparse.Namespace) -> Any:
     """A ``data.BenchmarkConfig`` from the benchmark options; unset ones take ``laecips eval``'s defaults,
     so that ``record-bag`` followed by ``eval --bag`` replays the stream ``eval`` evaluates by default."""
-    from laecips_core.benchmark import generator as data
+    from laecips_core import benchmark as data
     from laecips_core.evaluation.config import EvalConfig
 
     defaults = EvalConfig()

@@ -1,7 +1,7 @@
 """Images on the wire: ROS Image fields <-> numpy, and colouring of label maps (palette, overlay).
 
 JPEG and the compressed label maps are in ``image_codecs``, the array checks, the pixel limit and
-resizing in ``image_arrays``; the names other modules use are re-exported here (``__all__``)."""
+resizing in ``image_arrays``."""
 
 from __future__ import annotations
 
@@ -16,17 +16,6 @@ from laecips_core.image_arrays import (
     check_labels,
     check_rgb,
     check_size,
-    fit_size,
-    resize_labels,
-    resize_rgb,
-)
-from laecips_core.image_codecs import (
-    LABELS_MAGIC,
-    decode_jpeg,
-    decode_jpeg_fitted,
-    decode_labels,
-    encode_jpeg,
-    encode_labels,
 )
 
 __all__ = [
@@ -39,18 +28,6 @@ __all__ = [
     "rgb_to_ros_fields",
     "ros_image_to_rgb",
     "ros_labels_to_array",
-    # re-exported from image_arrays
-    "MAX_IMAGE_PIXELS",
-    "fit_size",
-    "resize_labels",
-    "resize_rgb",
-    # re-exported from image_codecs
-    "LABELS_MAGIC",
-    "decode_jpeg",
-    "decode_jpeg_fitted",
-    "decode_labels",
-    "encode_jpeg",
-    "encode_labels",
 ]
 
 

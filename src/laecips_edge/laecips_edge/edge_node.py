@@ -61,7 +61,7 @@ from rclpy.qos import (
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
 
-from laecips_core import imaging, transport
+from laecips_core import image_codecs, imaging, transport
 from laecips_msgs.msg import SegmentationResult
 
 NODE_NAME = "edge_node"
@@ -337,7 +337,7 @@ class EdgeNode(Node):
             fmt = msg.format.lower()
             if "jpeg" not in fmt and "jpg" not in fmt:
                 raise ImageError(f"CompressedImage format {msg.format!r} is not supported: publish jpeg")
-            return imaging.decode_jpeg(bytes(msg.data))
+            return image_codecs.decode_jpeg(bytes(msg.data))
         if msg.height == 0 or msg.width == 0:
             raise ImageError(f"image has zero size {msg.width}x{msg.height}")
         return imaging.ros_image_to_rgb(

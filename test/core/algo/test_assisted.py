@@ -7,7 +7,8 @@ import pytest
 from laecips_core.algo.assisted import AssistedInference, Fused, mask_confidence
 from laecips_core.algo.fusion import assisted_inference_loop
 from laecips_core.errors import ConfigError
-from laecips_core.lvm.core import FelzenszwalbLVM, OracleLVM
+from laecips_core.lvm.classical import FelzenszwalbLVM
+from laecips_core.lvm.oracle import OracleLVM
 
 H, W = 4, 6
 

@@ -7,11 +7,10 @@ import hashlib
 
 import numpy as np
 import pytest
-from laecips_core.benchmark import generator as data
-from laecips_core.benchmark import tasks
-from laecips_core.benchmark.generator import CLASSES, NUM_CLASSES, BenchmarkConfig, generate_frame
+from laecips_core.benchmark import CLASSES, NUM_CLASSES, BenchmarkConfig, generate_frame, tasks
 from laecips_core.errors import ConfigError
 
+from laecips_core import benchmark as data
 from laecips_core import classes
 
 SMALL = BenchmarkConfig(seed=0, frames_per_task=400, width=160, height=120)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from laecips_core.benchmark import generator as data
 from laecips_core.evaluation.config import EvalConfig
 from laecips_core.evaluation.pipeline import run_evaluation
 from laecips_core.storage import bags
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
+
+from laecips_core import benchmark as data
 
 # ----------------------------------------------------------------------------------- bag replays
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from laecips_core.benchmark import generator as data
 from laecips_core.errors import BagError, ConfigError
 from laecips_core.evaluation.config import EvalConfig
 from laecips_core.evaluation.sources import (
@@ -17,6 +16,8 @@ from laecips_core.evaluation.sources import (
     scan_num_classes,
 )
 from laecips_core.storage import bags
+
+from laecips_core import benchmark as data
 
 
 def _source(frames: list[StreamFrame]) -> StreamSource:

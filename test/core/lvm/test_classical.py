@@ -60,7 +60,7 @@ def test_max_masks_caps_the_segments():
 
 
 def test_felzenszwalb_defaults_on_benchmark_frames():
-    from laecips_core.benchmark.generator import BenchmarkConfig, generate_frame
+    from laecips_core.benchmark import BenchmarkConfig, generate_frame
 
     cfg = BenchmarkConfig(seed=0, frames_per_task=20, width=320, height=240)
     lvm = FelzenszwalbLVM()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from laecips_core.benchmark.generator import BenchmarkConfig, generate_frame
+from laecips_core.benchmark import BenchmarkConfig, generate_frame
 from laecips_core.errors import ConfigError, ImageError
 from laecips_core.lvm.base import LVM, segment_purity
 from laecips_core.lvm.hierarchy import HierarchicalLVM, _adjacent_pairs, _ward_merges

@@ -158,7 +158,7 @@ class _Fatal(BaseException):
 
 def test_cloud_worker_that_dies_is_restarted_and_reported(tmp_path: Path, initial_bundle: Path):
     from cloud_harness import frame
-    from laecips_core.imaging import encode_jpeg
+    from laecips_core.image_codecs import encode_jpeg
 
     cfg, endpoint = _service(tmp_path, initial_bundle, workers=1)
     cloud_session = open_session(cfg.zenoh())

@@ -7,11 +7,12 @@ import json
 
 import numpy as np
 import pytest
-from laecips_core.benchmark import generator as data
 from laecips_core.errors import BagError
 from laecips_core.storage import bags
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
+
+from laecips_core import benchmark as data
 
 TINY = data.BenchmarkConfig(seed=3, frames_per_task=2, width=40, height=32, num_tasks=3)
 

@@ -11,7 +11,7 @@ import torch
 from laecips_core.algo.mining import MinerNet
 from laecips_core.algo.models import build_edge_model
 from laecips_core.errors import ConfigError
-from laecips_core.lvm.core import masks_from_label_map
+from laecips_core.lvm.base import masks_from_label_map
 from laecips_core.storage.jobspec import RECIPES, TrainerConfig
 from laecips_core.training.adaptation import (
     ContinualTrainer,

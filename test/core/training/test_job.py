@@ -15,7 +15,7 @@ from bundle_helpers import write_tiny_bundle
 from laecips_core.algo.bundles import build_models
 from laecips_core.errors import ConfigError
 from laecips_core.files import sha256_file
-from laecips_core.lvm.core import masks_from_label_map
+from laecips_core.lvm.base import masks_from_label_map
 from laecips_core.services.stores import replay_path, reports_dir, seed_store, store_dir
 from laecips_core.storage.bags import write_frames_bag
 from laecips_core.storage.bundle_loading import load_bundle

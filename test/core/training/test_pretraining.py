@@ -14,7 +14,6 @@ from laecips_core.algo.mining import MinerNet
 from laecips_core.algo.models import build_edge_model
 from laecips_core.errors import ConfigError
 from laecips_core.storage import bundle_loading
-from laecips_core.training import pretraining
 from laecips_core.training.pretraining import ensure_default_weights, pretrain_models, split_frames
 from laecips_core.training.profiles import get_profile
 from laecips_core.training.weights_cache import card_path, profile_key
@@ -85,16 +84,3 @@ def test_pretrain_models_needs_two_labelled_frames() -> None:
         pretrain_models([one.image], [one.labels], 3, progress=False)
     with pytest.raises(ConfigError, match="got 2"):
         pretrain_models([one.image, one.image], [one.labels], 3, progress=False)
-
-
-def test_moved_names_stay_importable_from_pretraining() -> None:
-    from laecips_core.training import pretrain_stages, profiles, weights_cache
-
-    for module in (pretrain_stages, profiles, weights_cache):
-        for name in module.__all__:
-            if name in pretraining.__all__:
-                assert getattr(pretraining, name) is getattr(module, name), name
-    moved = {"LabelledFrame", "hard_labels", "get_profile", "profile_frames", "PretrainConfig", "card_path"}
-    moved |= {"code_fingerprint", "normalised_definitions", "training_code_files", "profile_key"}
-    assert moved <= set(pretraining.__all__)
-    assert all(hasattr(pretraining, name) for name in pretraining.__all__)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from laecips_core.benchmark import generator as bench
 from laecips_core.errors import ConfigError
 from laecips_core.training.profiles import (
     PRETRAIN_DATA_SEED,
@@ -14,6 +13,8 @@ from laecips_core.training.profiles import (
     get_profile,
     profile_frames,
 )
+
+from laecips_core import benchmark as bench
 
 
 @pytest.mark.parametrize(

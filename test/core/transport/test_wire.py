@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 from laecips_core.errors import WireFormatError
-from laecips_core.imaging import MAX_IMAGE_PIXELS
+from laecips_core.image_arrays import MAX_IMAGE_PIXELS
 from laecips_core.transport import (
     InferReply,
     InferRequest,

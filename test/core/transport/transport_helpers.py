@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import zenoh
-from laecips_core.imaging import encode_jpeg
+from laecips_core.image_codecs import encode_jpeg
 from laecips_core.transport import InferReply, InferRequest, ModelAnnouncement, infer_key
 
 H, W, M = 24, 32, 5

@@ -14,7 +14,8 @@ import numpy as np
 
 from laecips_core.algo.fusion import ORDERS, MaskOrder, assisted_inference
 from laecips_core.errors import ConfigError
-from laecips_core.lvm.core import LVM, build_lvm
+from laecips_core.lvm.base import LVM
+from laecips_core.lvm.registry import build_lvm
 
 
 class Fused(NamedTuple):
@@ -37,7 +38,7 @@ class AssistedInference:
     """F: run the LVM ("segment everything"), then Algorithm 1 over f's per-class probabilities.
 
     Args:
-        lvm: The large vision model SAM(x) (``laecips_core.lvm.core``).
+        lvm: The large vision model SAM(x) (``laecips_core.lvm``).
         order: Algorithm 1's mask order: "area" (largest first, smaller masks win; the default) or
             "input".
     """

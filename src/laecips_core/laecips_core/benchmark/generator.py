@@ -3,8 +3,8 @@
 The stream API: ``generate_frame`` / ``generate_stream`` give ``Frame``s of a ``BenchmarkConfig``. The
 parts live in this subpackage: ``tasks`` (the task table, the config, index -> task), ``scene`` and
 ``layout`` (one scene and its painting, with ``props``, ``conveyor`` and ``actors``), ``raster`` (the
-material map) and ``shading`` (textures and camera). Names the rest of laecips_core imports from here are
-re-exported (``__all__``).
+material map) and ``shading`` (textures and camera); the package (``laecips_core.benchmark``) exports
+the public names.
 """
 
 from __future__ import annotations
@@ -20,29 +20,11 @@ from laecips_core.benchmark.shading import render
 from laecips_core.benchmark.tasks import (
     TASK_STYLES,
     BenchmarkConfig,
-    TaskStyle,
-    class_frequencies,
-    task_label,
     task_of,
 )
-from laecips_core.classes import CLASSES, NUM_CLASSES
 from laecips_core.errors import ConfigError
 
-__all__ = [
-    "CLASSES",
-    "GENERATOR_VERSION",
-    "NUM_CLASSES",
-    "SEGMENT_SECONDS",
-    "TASK_STYLES",
-    "BenchmarkConfig",
-    "Frame",
-    "TaskStyle",
-    "class_frequencies",
-    "generate_frame",
-    "generate_stream",
-    "task_label",
-    "task_of",
-]
+__all__ = ["GENERATOR_VERSION", "SEGMENT_SECONDS", "Frame", "generate_frame", "generate_stream"]
 
 GENERATOR_VERSION = 1
 """Version of the frames' content: bump it, and the pinned hashes in test/core/benchmark/test_generator.py,

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from laecips_core import imaging
+from laecips_core import image_codecs
 from laecips_core.algo import mining
 from laecips_core.algo.assisted import AssistedInference
 from laecips_core.algo.predictor import EdgePredictor
@@ -98,7 +98,7 @@ def _calibration_delays(
         res = predictor.predict(frame.image)
         masks, lvm_s = timed(fuser.masks, frame.image, frame.labels)
         fused, fusion_s = timed(fuser.fuse, res.probs, masks)
-        jpeg = len(imaging.encode_jpeg(frame.image, quality=UPLOAD_JPEG_QUALITY))
+        jpeg = len(image_codecs.encode_jpeg(frame.image, quality=UPLOAD_JPEG_QUALITY))
         d1.append(res.compute_s)
         d0.append(
             res.compute_s
@@ -106,7 +106,7 @@ def _calibration_delays(
             + res.compute_s
             + lvm_s
             + fusion_s
-            + link.download_s(len(imaging.encode_labels(fused)))
+            + link.download_s(len(image_codecs.encode_labels(fused)))
         )
     return float(np.mean(d1)), float(np.mean(d0))
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from laecips_core.algo.streamnorm import DEFAULT_STREAM_NORM_PRIOR, check_prior
 from laecips_core.errors import ConfigError
-from laecips_core.lvm.core import DEFAULT_LVM
+from laecips_core.lvm.registry import DEFAULT_LVM
 from laecips_core.storage import bags
 from laecips_core.storage.jobspec import TrainerConfig
 
@@ -114,7 +114,7 @@ class EvalConfig:
         max_frames: stop the stream after this many frames.
         seed, frames_per_task, width, height, num_tasks: the benchmark stream (laecips_core.benchmark).
         weights: a safetensors bundle (f, h) to start from; None uses pre-trained default weights.
-        weights_profile: pre-training profile (``pretraining.get_profile``: "default", "test").
+        weights_profile: pre-training profile (``profiles.get_profile``: "default", "test").
         pretrain_task: pre-train f and h on this task's labelled frames; the other tasks are streamed.
         pretrain_max_frames: at most this many labelled frames of that task are used.
         num_classes: M; None takes it from the bag's class list, the weights, or the labels.

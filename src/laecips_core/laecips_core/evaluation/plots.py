@@ -11,7 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from laecips_core import imaging
-from laecips_core.benchmark.generator import task_label
+from laecips_core.benchmark import task_label
 from laecips_core.files import atomic_write_bytes
 
 if TYPE_CHECKING:

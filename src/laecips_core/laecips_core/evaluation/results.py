@@ -16,7 +16,7 @@ import torch
 
 from laecips_core import files
 from laecips_core.algo import metrics
-from laecips_core.benchmark.generator import task_label
+from laecips_core.benchmark import task_label
 from laecips_core.evaluation.calibration import sweep_curves
 from laecips_core.evaluation.config import (
     LATENCY_FORMULA,

@@ -21,7 +21,7 @@ import numpy as np
 from torch import nn
 from tqdm.auto import tqdm
 
-from laecips_core import imaging
+from laecips_core import image_codecs
 from laecips_core.algo import metrics, mining
 from laecips_core.algo.assisted import AssistedInference
 from laecips_core.algo.predictor import EdgePredictor
@@ -133,12 +133,12 @@ def shared_step(
         conf_arr, secs = timed(miner.confidence, base.logits)
         conf[name] = float(np.asarray(conf_arr).reshape(-1)[0])
         h_s[name] = secs
-    jpeg_bytes = len(imaging.encode_jpeg(frame.image, quality=UPLOAD_JPEG_QUALITY))
+    jpeg_bytes = len(image_codecs.encode_jpeg(frame.image, quality=UPLOAD_JPEG_QUALITY))
     if fuser.needs_labels and frame.labels is None:
         raise ConfigError("the oracle LVM needs ground-truth labels on every frame of the stream")
     masks, lvm_s = timed(fuser.masks, frame.image, frame.labels)
     fused, fusion_s = timed(fuser.fuse, base.probs, masks)
-    down = len(imaging.encode_labels(fused))
+    down = len(image_codecs.encode_labels(fused))
     return SharedFrame(base, conf, h_s, masks, lvm_s, fused, fusion_s, jpeg_bytes, down)
 
 
@@ -192,7 +192,7 @@ def _mined_step(
         out, fus_s, down = shared.fused, shared.fusion_s, shared.download_bytes
     else:
         out, fus_s = timed(replay.fuser.fuse, probs, shared.masks)
-        down = len(imaging.encode_labels(out))
+        down = len(image_codecs.encode_labels(out))
     link = replay.link
     parts = metrics.LatencyParts(
         f_s + h_s, link.upload_s(shared.upload_bytes), f_s + shared.lvm_s + fus_s, link.download_s(down)

@@ -67,7 +67,7 @@ class StreamSource:
 
 def benchmark_source(cfg: EvalConfig, *, seed: int | None = None) -> StreamSource:
     """The built-in drifting benchmark (laecips_core.benchmark.generator) as a StreamSource."""
-    from laecips_core.benchmark import generator as data
+    from laecips_core import benchmark as data
 
     bench = data.BenchmarkConfig(
         seed=cfg.seed if seed is None else seed,

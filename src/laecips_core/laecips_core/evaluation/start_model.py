@@ -72,7 +72,7 @@ def _class_names(names: Sequence[str] | None, num_classes: int) -> list[str]:
 
 def _benchmark_calibration(cfg: EvalConfig, height: int, width: int) -> list[StreamFrame]:
     """Held-out frames of the benchmark's first task (a seed the stream does not use), at (height, width)."""
-    from laecips_core.benchmark import generator as data
+    from laecips_core import benchmark as data
 
     bench = data.BenchmarkConfig(
         seed=cfg.seed + CALIBRATION_SEED_OFFSET,
@@ -149,7 +149,7 @@ def prepare_start_model(cfg: EvalConfig, source: StreamSource) -> tuple[StartMod
 
 def _pretrain_on_task(cfg: EvalConfig, source: StreamSource) -> tuple[StartModel, StreamSource]:
     """``--pretrain-task K``: pre-train f and h on task K's labelled frames, stream the other tasks."""
-    from laecips_core.training import pretraining
+    from laecips_core.training import pretrain_stages, pretraining, profiles
 
     k = cfg.pretrain_task
     task_frames: list[StreamFrame] = []
@@ -179,7 +179,7 @@ def _pretrain_on_task(cfg: EvalConfig, source: StreamSource) -> tuple[StartModel
         raise ConfigError(
             f"task id {k} has label id {top} but M={num_classes}: give --num-classes {top + 1} or more"
         )
-    profile = pretraining.get_profile(cfg.weights_profile)
+    profile = profiles.get_profile(cfg.weights_profile)
     height, width = task_frames[0].image.shape[:2]
     pcfg = replace(
         profile.pretrain,
@@ -187,8 +187,8 @@ def _pretrain_on_task(cfg: EvalConfig, source: StreamSource) -> tuple[StartModel
         input_size=working_size(height, width),
         seed=cfg.seed,
     )
-    # Every frame kept has labels (filtered above), so they are pretraining.LabelledFrame.
-    labelled = cast("list[pretraining.LabelledFrame]", task_frames)
+    # Every frame kept has labels (filtered above), so they are pretrain_stages.LabelledFrame.
+    labelled = cast("list[pretrain_stages.LabelledFrame]", task_frames)
     result = pretraining.pretrain(
         labelled,
         pcfg,

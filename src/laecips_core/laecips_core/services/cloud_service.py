@@ -26,9 +26,10 @@ from laecips_core.algo.assisted import AssistedInference
 from laecips_core.algo.fusion import MaskOrder
 from laecips_core.algo.predictor import EdgePredictor
 from laecips_core.errors import ConfigError, LaecipsError, ReplayError, WireFormatError
-from laecips_core.imaging import resize_labels
+from laecips_core.image_arrays import resize_labels
 from laecips_core.logs import Logger
-from laecips_core.lvm.core import LVM, build_lvm
+from laecips_core.lvm.base import LVM
+from laecips_core.lvm.registry import build_lvm
 from laecips_core.services.cloud_config import CloudConfig
 from laecips_core.services.cloud_robots import RequestEvent, RobotModel, RobotStats
 from laecips_core.services.fairqueue import FairQueue

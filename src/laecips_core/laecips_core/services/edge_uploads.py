@@ -17,7 +17,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import numpy as np
 import zenoh
 
-from laecips_core import imaging, transport
+from laecips_core import image_codecs, transport
 from laecips_core.errors import LaecipsError
 from laecips_core.services.edge_config import EdgeConfig
 from laecips_core.services.edge_service import EdgeCounters
@@ -87,7 +87,7 @@ def ask_cloud(
     if client is None:
         return CloudAnswer(None, "unreachable", "no zenoh session")
     try:
-        jpeg = imaging.encode_jpeg(rgb, quality=cfg.jpeg_quality)
+        jpeg = image_codecs.encode_jpeg(rgb, quality=cfg.jpeg_quality)
         request = transport.InferRequest(
             robot_id=cfg.robot_id,
             frame_id=frame_id,

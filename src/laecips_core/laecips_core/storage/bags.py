@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from tqdm import tqdm
 
-from laecips_core import imaging
+from laecips_core import image_arrays, image_codecs, imaging
 from laecips_core.errors import BagError, ImageError
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
@@ -248,7 +248,7 @@ def write_frames_bag(
                 writer.write(conn_task, stamp, ts.serialize_cdr(task_msg, TASK_TYPES[task_type]))
                 header = _header(ts, stamp, frame_id)
                 if compressed:
-                    jpeg = imaging.encode_jpeg(frame.image, quality=jpeg_quality)
+                    jpeg = image_codecs.encode_jpeg(frame.image, quality=jpeg_quality)
                     msg = compressed_cls(header=header, format="jpeg", data=np.frombuffer(jpeg, np.uint8))
                 else:
                     msg = image_cls(header=header, **_image_fields(imaging.rgb_to_ros_fields(frame.image)))
@@ -297,7 +297,7 @@ def write_benchmark_bag(
     """
     from dataclasses import asdict
 
-    from laecips_core.benchmark import generator as data
+    from laecips_core import benchmark as data
 
     total = int(cfg.frames_per_task) * int(cfg.num_tasks)
     return write_frames_bag(
@@ -386,7 +386,7 @@ def _decode_camera(msg: Any, msgtype: str) -> np.ndarray:
     fmt = str(msg.format).lower()
     raw = bytes(msg.data)
     if "jpeg" in fmt or "jpg" in fmt or raw[:3] == b"\xff\xd8\xff":
-        return imaging.decode_jpeg(raw)
+        return image_codecs.decode_jpeg(raw)
     if "png" in fmt or raw[:8] == b"\x89PNG\r\n\x1a\n":
         return _decode_png(raw)
     raise ImageError(f"CompressedImage format {msg.format!r} is not supported: record jpeg or png")
@@ -398,8 +398,8 @@ def _decode_png(raw: bytes) -> np.ndarray:
 
     try:
         with PilImage.open(io.BytesIO(raw)) as img:
-            if img.width * img.height > imaging.MAX_IMAGE_PIXELS:
-                limit = imaging.MAX_IMAGE_PIXELS
+            if img.width * img.height > image_arrays.MAX_IMAGE_PIXELS:
+                limit = image_arrays.MAX_IMAGE_PIXELS
                 raise ImageError(f"PNG of {img.width}x{img.height} is over the {limit}-pixel limit")
             return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
     except (OSError, ValueError) as err:

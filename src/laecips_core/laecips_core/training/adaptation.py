@@ -28,7 +28,7 @@ from laecips_core.algo.fusion import MaskOrder, assisted_inference
 from laecips_core.algo.metrics import frame_miou
 from laecips_core.algo.models import preprocess
 from laecips_core.errors import ConfigError
-from laecips_core.lvm.core import masks_from_label_map
+from laecips_core.lvm.base import masks_from_label_map
 from laecips_core.storage.jobspec import GATES, RECIPES, TrainerConfig
 from laecips_core.training.fit import (
     IGNORE_INDEX,

@@ -3,7 +3,7 @@
 default weights of each profile (``ensure_default_weights``) and f and h from the caller's frames.
 
 The recipe and profiles live in ``training.profiles``, the cache key and location in
-``training.weights_cache``; the names other modules use are re-exported here (``__all__``)."""
+``training.weights_cache``."""
 
 from __future__ import annotations
 
@@ -28,32 +28,22 @@ from laecips_core.storage.weights import save_bundle
 from laecips_core.training.fit import evaluate_agreement, torch_threads
 from laecips_core.training.pretrain_stages import (
     LabelledFrame,
-    MinerPretrainStats,
-    hard_labels,
     miner_quality,
     pretrain_edge,
     pretrain_miner,
 )
 from laecips_core.training.profiles import (
-    PRETRAIN_DATA_SEED,
-    PROFILE_ALIASES,
-    PROFILES,
     RECIPE_VERSION,
     PretrainConfig,
-    Profile,
     get_profile,
     profile_frames,
 )
 from laecips_core.training.weights_cache import (
-    TRAINING_CODE,
     card_path,
-    code_fingerprint,
     default_cache_dir,
     file_lock,
     is_cached,
-    normalised_definitions,
     profile_key,
-    training_code_files,
 )
 
 __all__ = [
@@ -62,29 +52,6 @@ __all__ = [
     "pretrain",
     "pretrain_models",
     "split_frames",
-    # re-exported from training.pretrain_stages
-    "LabelledFrame",
-    "MinerPretrainStats",
-    "hard_labels",
-    "pretrain_edge",
-    "pretrain_miner",
-    # re-exported from training.profiles
-    "PRETRAIN_DATA_SEED",
-    "PROFILES",
-    "PROFILE_ALIASES",
-    "RECIPE_VERSION",
-    "PretrainConfig",
-    "Profile",
-    "get_profile",
-    "profile_frames",
-    # re-exported from training.weights_cache
-    "TRAINING_CODE",
-    "card_path",
-    "code_fingerprint",
-    "default_cache_dir",
-    "normalised_definitions",
-    "profile_key",
-    "training_code_files",
 ]
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import laecips_core
-from laecips_core.benchmark import generator as bench
+from laecips_core import benchmark as bench
 from laecips_core.errors import ConfigError, WeightsError
 from laecips_core.files import sha256_file
 from laecips_core.training.profiles import RECIPE_VERSION, Profile

@@ -15,13 +15,8 @@ from typing import Any, ClassVar, Final
 import numpy as np
 
 from laecips_core.errors import ConfigError, ImageError, WireFormatError
-from laecips_core.imaging import (
-    MAX_IMAGE_PIXELS,
-    decode_jpeg,
-    decode_jpeg_fitted,
-    decode_labels,
-    encode_labels,
-)
+from laecips_core.image_arrays import MAX_IMAGE_PIXELS
+from laecips_core.image_codecs import decode_jpeg, decode_jpeg_fitted, decode_labels, encode_labels
 from laecips_core.transport.keys import validate_robot_id
 
 __all__ = [
@@ -143,7 +138,7 @@ class InferRequest:
         num_classes: M of the edge's f.
         width: Image width (pixels).
         height: Image height (pixels).
-        jpeg: The frame, JPEG-encoded RGB (imaging.encode_jpeg).
+        jpeg: The frame, JPEG-encoded RGB (image_codecs.encode_jpeg).
     """
 
     robot_id: str
@@ -208,7 +203,7 @@ class InferRequest:
 
         Args:
             fit_pixels: When given and the frame is larger, decode it downscaled (aspect kept) to at
-                most this many pixels (imaging.decode_jpeg_fitted: libjpeg's cheap DCT scaling).
+                most this many pixels (image_codecs.decode_jpeg_fitted: libjpeg's cheap DCT scaling).
 
         Returns:
             (height, width, 3) uint8, or the downscaled (h, w, 3) with h * w <= fit_pixels.
@@ -302,7 +297,7 @@ class InferReply:
         return self.status == STATUS_OK and self.labels is not None
 
     def encode(self) -> tuple[bytes, bytes]:
-        """Return (payload, attachment): imaging.encode_labels(labels) (empty on error) and the JSON header.
+        """Return (payload, attachment): image_codecs.encode_labels (empty on error) and the JSON header.
 
         Raises:
             WireFormatError: status not "ok"/"error", "ok" without labels, labels not (H, W) uint8/uint16.

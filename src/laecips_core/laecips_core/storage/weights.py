@@ -1,8 +1,9 @@
-"""Weight files of f and h: the safetensors bundle format, SHA-256, atomic writes, applying to f and h.
+"""Weight files of f and h: the safetensors bundle format (serialise, save, header metadata, tensors).
 
 The trainer writes f (Eq. 13) and h (Eq. 14) into ONE bundle (``save_bundle``); every process applies
-one strictly (``apply_bundle``). Reading a bundle back, verified, is ``bundle_loading``; who may
-publish one is ``signing``; the versions kept on disk are ``weight_store``.
+one strictly (``algo.state.apply_bundle``). Reading a bundle back, verified, is ``bundle_loading``; who
+may publish one is ``signing``; the versions kept on disk are ``weight_store``; hashes and atomic
+writes are ``laecips_core.files``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Continual training of LAECIPS: Eq. 13 (f toward F(x)), Eq. 14 (h), the Algorithm 2 trigger and gate."""
+"""The training steps of LAECIPS: Eq. 13 (f toward F(x)), Eq. 14 (h), BatchNorm recalibration, agreement.
+
+The trigger of Algorithm 2 (``should_train``) and the recipe's parameters (``TrainerConfig``) are in
+``storage.jobspec``; the update recipes and the gate are in ``training.adaptation``.
+"""
 
 from __future__ import annotations
 

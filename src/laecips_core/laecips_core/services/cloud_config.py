@@ -18,6 +18,7 @@ from laecips_core.errors import ConfigError
 from laecips_core.image_arrays import MAX_IMAGE_PIXELS
 from laecips_core.lvm.registry import DEFAULT_LVM, lvm_registry
 from laecips_core.services.params import (
+    SERVER_EDGE_MODEL_PARAMS,
     ZENOH_PARAMS,
     ParamSpec,
     ZenohFields,
@@ -148,8 +149,7 @@ CLOUD_PARAMS: tuple[ParamSpec, ...] = (
     *ZENOH_PARAMS,
     ParamSpec("lvm", "lvm", "large vision model: sam, litemedsam, felzenszwalb or slic"),
     ParamSpec("lvm_params", "lvm_params", 'JSON object of LVM keyword arguments, e.g. {"checkpoint": ...}'),
-    ParamSpec("edge_model.name", "edge_model_name", "edge model f (registry name); bundles must match"),
-    ParamSpec("edge_model.path", "edge_model_path", "bundle the edges start from (seeds empty stores)"),
+    *SERVER_EDGE_MODEL_PARAMS,
     ParamSpec("num_classes", "num_classes", "M, number of classes (0 = the bundle's)", 0, 65535),
     ParamSpec("input_height", "input_height", "height f runs at, as on the edge (0 = image's)", 0, 8192),
     ParamSpec("input_width", "input_width", "width f runs at, as on the edge (0 = image's)", 0, 8192),

@@ -177,6 +177,14 @@ def field_changes(items: Iterable[tuple[str, Any]], specs: Iterable[ParamSpec]) 
     return changes
 
 
+SERVER_EDGE_MODEL_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("edge_model.name", "edge_model_name", "edge model f (registry name); bundles must match"),
+    ParamSpec("edge_model.path", "edge_model_path", "bundle the edges start from (seeds empty stores)"),
+)
+"""The edge model f as the cloud and the trainer know it: its registry name and the bundle every robot's
+store is seeded with (both read-only)."""
+
+
 ZENOH_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("zenoh_config", "zenoh_config", "Zenoh json5 config file ('' = Zenoh defaults, peer mode)"),
     ParamSpec("zenoh_mode", "zenoh_mode", "Zenoh mode: peer, client, router or '' (the file's)"),

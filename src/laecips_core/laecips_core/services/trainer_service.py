@@ -29,6 +29,7 @@ from laecips_core.errors import ConfigError, LaecipsError, WeightsError
 from laecips_core.files import sha256_bytes
 from laecips_core.logs import Logger
 from laecips_core.services.params import (
+    SERVER_EDGE_MODEL_PARAMS,
     ZENOH_PARAMS,
     ParamSpec,
     ZenohFields,
@@ -177,8 +178,7 @@ TRAINER_PARAMS: tuple[ParamSpec, ...] = (
     *ZENOH_PARAMS,
     ParamSpec("replay_dir", "replay_dir", "root of the per-robot replay buffers (written by the cloud node)"),
     ParamSpec("weights_dir", "weights_dir", "root of the per-robot weight stores and training reports"),
-    ParamSpec("edge_model.name", "edge_model_name", "edge model f (registry name); bundles must match"),
-    ParamSpec("edge_model.path", "edge_model_path", "bundle the edges start from (seeds empty stores)"),
+    *SERVER_EDGE_MODEL_PARAMS,
     ParamSpec("signing_key", "signing_key", "Ed25519 private key (PEM); '' = <weights_dir>/keys/trainer.key"),
     ParamSpec("signer", "signer", "name of the signing key carried in announcements"),
     ParamSpec("lr", "lr", "learning rate eta of Eq. 13 and 14", 1e-8, 10.0, True),

@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh
 PYTEST_ARGS ?=
 
-.PHONY: all setup test demo bench lint clean eval-quick
+.PHONY: all setup test demo bench bench-quality lint clean eval-quick
 
 all: test
 
@@ -19,8 +19,11 @@ test: setup
 demo: setup
 	$(ENV) && python scripts/demo.py
 
-bench: setup
+bench: setup  # performance figures beside issue 13's targets -> runs/bench/bench.json (docs/performance.md)
 	$(ENV) && python bench/run_all.py
+
+bench-quality: setup  # the slow quality and ablation benches (f vs F per LVM, miners, stream norm, updates)
+	$(ENV) && python bench/run_all.py --quality
 
 lint: setup
 	$(ENV) && ruff check src test bench scripts

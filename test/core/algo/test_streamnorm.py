@@ -129,3 +129,16 @@ def test_onnx_export_carries_the_per_frame_statistics() -> None:
     torch_p = EdgePredictor(f, MessMiner(), stream_norm_prior=2)
     ort_p = EdgePredictor(f, MessMiner(), backend="onnxruntime", input_size=(32, 32), stream_norm_prior=2)
     np.testing.assert_allclose(ort_p.predict(rgb).logits, torch_p.predict(rgb).logits, rtol=1e-4, atol=1e-4)
+
+
+def test_fused_inference_path_equals_the_differentiable_path() -> None:
+    """Without autograd one batch_norm kernel normalises; with it, elementwise ops that carry gradients."""
+    g = with_stream_norm(_Toy(), 16)
+    x = torch.rand(2, 3, 24, 40)
+    with torch.inference_mode():
+        fused = g(x)
+    x_grad = x.clone().requires_grad_(True)
+    graded = g(x_grad)
+    torch.testing.assert_close(graded.detach(), fused, rtol=1e-5, atol=1e-5)
+    graded.sum().backward()
+    assert x_grad.grad is not None and torch.isfinite(x_grad.grad).all() and x_grad.grad.abs().sum() > 0

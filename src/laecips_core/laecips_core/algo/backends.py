@@ -138,8 +138,9 @@ def export_onnx(
     dynamic: bool | None = None,
     external_data: bool = False,
     opset_version: int | None = None,
+    channels: int = 3,
 ) -> Path:
-    """Export f to ONNX with the dynamo exporter.
+    """Export f (or the miner network h) to ONNX with the dynamo exporter.
 
     With ``dynamic`` the batch, height and width axes are symbolic (one file serves every frame size);
     if the model cannot be exported that way (a warning says why) a fixed (1,3,height,width) graph is
@@ -156,6 +157,9 @@ def export_onnx(
             (``models.EdgeSegmenter``; True when absent).
         external_data: store weights in a separate .onnx.data file.
         opset_version: ONNX opset (None: the exporter's default).
+        channels: C of the (B,C,H,W) example input: 3 for f; M for h (``mining.MinerNet``), exported at
+            its ``in_size`` with ``dynamic=False`` so the graph is the ResNet alone (resize the logits
+            to in_size before running it).
 
     Returns:
         ``path`` as an absolute Path.
@@ -167,7 +171,7 @@ def export_onnx(
     out.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     device = next(iter(model.parameters()), torch.empty(0)).device
-    example = torch.zeros(1, 3, int(height), int(width), device=device)
+    example = torch.zeros(1, int(channels), int(height), int(width), device=device)
     program: Any = None
     if dynamic is None:
         dynamic = bool(getattr(model, "onnx_dynamic", True))
@@ -178,14 +182,15 @@ def export_onnx(
             3: torch.export.Dim("width", min=32, max=8192),
         }
         try:
-            program = torch.onnx.export(
-                model,
-                (example,),
-                dynamo=True,
-                dynamic_shapes=(dims,),
-                opset_version=opset_version,
-                verbose=False,
-            )
+            with torch.no_grad():  # inference graphs (streamnorm's fused batch_norm path)
+                program = torch.onnx.export(
+                    model,
+                    (example,),
+                    dynamo=True,
+                    dynamic_shapes=(dims,),
+                    opset_version=opset_version,
+                    verbose=False,
+                )
         except Exception as err:  # torch.export raises many unrelated types for unsupported dynamism
             warnings.warn(
                 f"dynamic-shape ONNX export failed ({type(err).__name__}: {str(err)[:200]}); "
@@ -194,9 +199,10 @@ def export_onnx(
             )
     if program is None:
         try:
-            program = torch.onnx.export(
-                model, (example,), dynamo=True, opset_version=opset_version, verbose=False
-            )
+            with torch.no_grad():
+                program = torch.onnx.export(
+                    model, (example,), dynamo=True, opset_version=opset_version, verbose=False
+                )
         except Exception as err:
             raise WeightsError(f"ONNX export of {type(model).__name__} failed: {err}") from err
     program.save(str(out), external_data=external_data)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import ctypes
+import functools
 import tempfile
 import threading
 import time
@@ -10,7 +12,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -31,26 +33,75 @@ if TYPE_CHECKING:
 DEFAULT_EXPORT_HW = (480, 640)
 
 
-class EdgeResult(NamedTuple):
+class EdgeResult:
     """What the edge computes for one frame.
 
     Attributes:
-        labels: (H,W) argmax of ``probs``, uint8 (uint16 when M > 255), at the original image size.
+        labels: (H,W) argmax of f's logits at the original image size (= the argmax of ``probs``),
+            uint8 (uint16 when M > 255).
         probs: (M,H,W) float32 softmax of f's logits upsampled to the original image size: the "pred"
-            of Algorithm 1.
+            of Algorithm 1. Computed on first access (and kept): a frame nobody asks probabilities
+            for costs no full-resolution softmax.
         logits: (M,h,w) float32 raw logits of f at the working size (what h sees).
         confidence: h(f(x)) in [0,1]; the frame is hard (uploaded) when confidence <= delta (Eq. 2).
-        compute_s: seconds of edge compute for this frame (preprocess, f, h, upsampling, softmax);
-            for a batch, the batch time divided by its size.
+        compute_s: seconds of edge compute for this frame (preprocess, f, h, upsampling, argmax; not
+            the softmax of ``probs``); for a batch, the batch time divided by its size.
         version: model version of the f/h pair that produced the result.
     """
 
-    labels: np.ndarray
-    probs: np.ndarray
-    logits: np.ndarray
-    confidence: float
-    compute_s: float
-    version: int = 0
+    __slots__ = ("_full", "_probs", "compute_s", "confidence", "labels", "logits", "version")
+
+    def __init__(
+        self,
+        labels: np.ndarray,
+        logits: np.ndarray,
+        confidence: float,
+        compute_s: float,
+        version: int = 0,
+        *,
+        full_logits: np.ndarray | None = None,
+    ) -> None:
+        self.labels = labels
+        self.logits = logits
+        self.confidence = confidence
+        self.compute_s = compute_s
+        self.version = version
+        self._full = logits if full_logits is None else full_logits  # (M,H,W) at the image size
+        self._probs: np.ndarray | None = None
+
+    @property
+    def probs(self) -> np.ndarray:
+        """(M,H,W) float32 softmax of f's logits at the image size (computed once, on first use)."""
+        if self._probs is None:
+            with torch.inference_mode():
+                self._probs = torch.softmax(torch.from_numpy(self._full)[None], dim=1)[0].numpy()
+        return self._probs
+
+    def __repr__(self) -> str:
+        return (
+            f"EdgeResult(labels={self.labels.shape}, logits={self.logits.shape}, "
+            f"confidence={self.confidence:.4f}, compute_s={self.compute_s:.4f}, version={self.version})"
+        )
+
+
+def argmax_labels(scores: np.ndarray) -> np.ndarray:
+    """Per-pixel argmax over the class axis of (B,M,H,W) scores -> (B,H,W) uint8 (uint16 when M > 255).
+
+    The same labels as ``scores.argmax(axis=1)`` (ties go to the lowest class) for finite scores, in
+    about half its time at camera sizes: the maximum over the M class planes is a fast in-order reduction,
+    then each plane marks where it reaches it, the highest class first (docs/performance.md).
+    """
+    num_classes = scores.shape[1]
+    dtype = np.uint8 if num_classes <= 255 else np.uint16
+    best = scores.max(axis=1)
+    out = np.zeros(best.shape, dtype=dtype)
+    hit = np.empty(best.shape, dtype=bool)
+    for c in range(num_classes - 1, 0, -1):
+        np.equal(scores[:, c], best, out=hit)
+        np.copyto(out, dtype(c), where=hit)
+    np.equal(scores[:, 0], best, out=hit)
+    np.copyto(out, dtype(0), where=hit)
+    return out
 
 
 @dataclass(frozen=True)
@@ -61,6 +112,48 @@ class _Active:
     miner: Miner
     backend: InferenceBackend
     version: int
+
+
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3  # glibc mallopt parameters (malloc.h)
+
+
+@functools.cache
+def retain_freed_memory() -> bool:
+    """Let glibc keep freed heap memory instead of returning it to the OS after every frame.
+
+    f allocates and frees the same few-MB activations on every frame; with glibc's defaults much of
+    that memory is unmapped and faulted in again each time (measured here: ~1.2M page faults and 3.4 s
+    of system time per 25 frames at 640x480, 0.16M and 0.6 s with this; docs/performance.md). Keeps up
+    to 512 MiB free in the heap and serves blocks up to 32 MiB from it. Process-wide; done once.
+
+    Returns:
+        Whether glibc accepted the settings (False off glibc, e.g. macOS or musl).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        settings = ((_M_TRIM_THRESHOLD, 512 << 20), (_M_TOP_PAD, 64 << 20), (_M_MMAP_THRESHOLD, 32 << 20))
+        return all(libc.mallopt(param, value) == 1 for param, value in settings)
+    except (OSError, AttributeError):
+        return False
+
+
+_TABLE: list[np.ndarray] = []
+
+
+def normalise(rgb: np.ndarray) -> torch.Tensor:
+    """``models.preprocess`` by table lookup: (B,H,W,3) uint8 RGB -> (B,3,H,W) float32, the same values.
+
+    The 3 x 256 table is ``preprocess`` of every byte value, so each pixel gets exactly the value
+    ``preprocess`` computes, without the float conversion and two full-image arithmetic passes.
+    """
+    if not _TABLE:
+        ramp = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2)  # (1,256,3)
+        _TABLE.append(np.ascontiguousarray(preprocess(ramp)[0, :, 0, :].numpy()))  # (3,256)
+    table = _TABLE[0]
+    out = np.empty((rgb.shape[0], 3, rgb.shape[1], rgb.shape[2]), dtype=np.float32)
+    for c in range(3):
+        out[:, c] = table[c][rgb[..., c]]
+    return torch.from_numpy(out)
 
 
 def miner_network(miner: object) -> nn.Module | None:
@@ -98,6 +191,8 @@ class EdgePredictor:
             (N * stored + the frame's own statistics) / (N + 1); 0 uses the stored statistics only.
             The backend runs such a copy of f; ``model`` stays the plain f (what the trainer gets).
 
+    The first predictor of a process calls ``retain_freed_memory`` (glibc keeps freed activations).
+
     Raises:
         ConfigError: bad input_size or backend.
     """
@@ -116,6 +211,7 @@ class EdgePredictor:
         stream_norm_prior: float = DEFAULT_STREAM_NORM_PRIOR,
     ) -> None:
         self.stream_norm_prior = check_prior(stream_norm_prior)
+        retain_freed_memory()
         if input_size is not None:
             if len(input_size) != 2 or min(int(v) for v in input_size) < 32:
                 raise ConfigError(f"input_size must be (H, W) with both >= 32 pixels, got {input_size!r}")
@@ -247,10 +343,11 @@ class EdgePredictor:
         height, width = images[0].shape[:2]
         batch = images[0][None] if len(images) == 1 else np.stack(images)
         with torch.inference_mode():
-            x = preprocess(batch)
+            x = normalise(batch)
             if work_hw is not None and tuple(work_hw) != (height, width):
                 x = F.interpolate(x, size=work_hw, mode="bilinear", align_corners=False, antialias=True)
-            logits = torch.from_numpy(active.backend.logits(x.numpy()))
+            logits_np = active.backend.logits(x.numpy())
+            logits = torch.from_numpy(logits_np)
             if logits.ndim != 4 or logits.shape[0] != len(images) or logits.shape[1] != self._num_classes:
                 raise ConfigError(
                     f"f returned logits of shape {tuple(logits.shape)}, expected ({len(images)}, "
@@ -261,22 +358,22 @@ class EdgePredictor:
                 raise ConfigError(
                     f"miner returned {confidence.shape[0]} confidences for {len(images)} frames"
                 )
-            full = logits
+            full_np = logits_np
             if tuple(logits.shape[-2:]) != (height, width):
                 full = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
-            probs = torch.softmax(full, dim=1)
-        probs_np, logits_np = probs.numpy(), logits.numpy()
-        # numpy's argmax over the class axis is ~2x faster than torch's on (B,M,H,W) here.
-        labels = probs_np.argmax(axis=1).astype(np.uint8 if self._num_classes <= 255 else np.uint16)
+                full_np = full.numpy()
+        # argmax over the logits: softmax keeps the order, so no full-resolution softmax is needed for
+        # labels; EdgeResult.probs computes it only for a caller that asks.
+        labels = argmax_labels(full_np)
         per_frame_s = (time.perf_counter() - start) / len(images)
         return [
             EdgeResult(
                 labels=labels[i],
-                probs=probs_np[i],
                 logits=logits_np[i],
                 confidence=float(confidence[i]),
                 compute_s=per_frame_s,
                 version=active.version,
+                full_logits=full_np[i],
             )
             for i in range(len(images))
         ]

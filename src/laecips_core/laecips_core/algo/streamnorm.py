@@ -28,6 +28,7 @@ from typing import cast
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from laecips_core.errors import ConfigError
 
@@ -48,16 +49,37 @@ class StreamBatchNorm2d(nn.BatchNorm2d):
         if self.training or self.running_mean is None or self.running_var is None or x.ndim != 4:
             return super().forward(x)
         keep = self.prior / (self.prior + 1.0)
+        # Two passes (mean, then the mean of squared deviations): as exact as torch.var and 20-60x
+        # faster on CPU at camera sizes (torch.var's Welford reduction over H, W is slow; see
+        # docs/performance.md).
         own_mean = x.mean(dim=(2, 3))
-        own_var = x.var(dim=(2, 3), unbiased=False)
+        centred = x - own_mean[:, :, None, None]
+        own_var = (centred * centred).mean(dim=(2, 3))
         mean = keep * self.running_mean + (1.0 - keep) * own_mean  # (B, C)
         var = keep * self.running_var + (1.0 - keep) * own_var
-        y = (x - mean[:, :, None, None]) * torch.rsqrt(var + self.eps)[:, :, None, None]
-        if self.weight is not None:
-            y = y * self.weight[None, :, None, None]
-        if self.bias is not None:
-            y = y + self.bias[None, :, None, None]
-        return y
+        weight: torch.Tensor | None = self.weight
+        bias: torch.Tensor | None = self.bias
+        if torch.is_grad_enabled():  # batch_norm's kernel takes no gradient through mean and var
+            y = (x - mean[:, :, None, None]) * torch.rsqrt(var + self.eps)[:, :, None, None]
+            if weight is not None:
+                y = y * weight[None, :, None, None]
+            return y if bias is None else y + bias[None, :, None, None]
+        batch, channels = x.shape[0], x.shape[1]
+        if batch != 1:  # frame b's channels become channels of one "frame": one kernel call for all
+            weight = None if weight is None else weight.repeat(batch)
+            bias = None if bias is None else bias.repeat(batch)
+        # Eval-mode batch_norm with the blended statistics: one pass (x - mean) * w / sqrt(var + eps) + b.
+        y = F.batch_norm(
+            x.reshape(1, batch * channels, x.shape[2], x.shape[3]),
+            mean.reshape(-1),
+            var.reshape(-1),
+            weight,
+            bias,
+            False,
+            0.0,
+            self.eps,
+        )
+        return y.reshape(x.shape)
 
 
 def check_prior(prior: float) -> float:

@@ -59,20 +59,32 @@ def load_note() -> str:
 def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
     """Seconds of each call, the calls of one repeat back to back (after one warm-up round).
 
-    Stops early once LOOP_BUDGET_S has passed (at least one timed round).
+    Wall seconds under each name, this process's CPU seconds under "<name>_cpu". Stops early once
+    LOOP_BUDGET_S has passed (at least one timed round).
     """
     for fn in fns.values():
         fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    times: dict[str, list[float]] = {key: [] for name in fns for key in (name, f"{name}_cpu")}
     deadline = time.perf_counter() + LOOP_BUDGET_S
     for _ in range(repeats):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             fn()
             times[name].append(time.perf_counter() - start)
+            times[f"{name}_cpu"].append(time.process_time() - cpu)
         if time.perf_counter() > deadline:
             break
     return times
+
+
+def cpu_ratio(times: dict[str, list[float]], num: str, *den: str) -> str:
+    """The median per-repeat ratio of this process's CPU seconds, num / sum(den), as a note.
+
+    Steadier than wall time on a shared machine: other processes stretch our wall time, not our CPU time.
+    """
+    cols = [times[f"{num}_cpu"], *(times[f"{d}_cpu"] for d in den)]
+    ratios = [n / max(1e-9, sum(d)) for n, *d in zip(*cols, strict=True)]
+    return f"CPU-time ratio {statistics.median(ratios):.3f}"
 
 
 def med_ms(seconds: list[float]) -> float:
@@ -202,7 +214,7 @@ def ort_entries(setup: EdgeSetup, repeats: int) -> dict[str, dict]:
             "h_over_f", ratio,
             f"ONNX Runtime, {THREADS} threads, median of {n} back-to-back pairs: h {h_ms:.2f} ms "
             f"(area resize {height}x{width} -> {h_in[0]}x{h_in[1]} + ResNet18), f {f_ms:.1f} ms; "
-            f"h vs torch max diff {agree:.1e}; {load_note()}",
+            f"h vs torch max diff {agree:.1e}; {cpu_ratio(times, 'h', 'f')}; {load_note()}",
         ),
     }  # fmt: skip
 
@@ -229,12 +241,13 @@ def entries(quick: bool = False) -> dict[str, dict]:
             "edge_predict_over_networks", statistics.median(over),
             f"torch, {THREADS} threads, 640x480, median of {n} per-repeat ratios{rough}: "
             f"predict {p_ms:.1f} ms, f {f_ms:.1f} ms (per-frame BatchNorm statistics), h {h_ms:.1f} ms; "
-            f"{load_note()}",
+            f"{cpu_ratio(times, 'predict', 'f', 'h')}; {load_note()}",
         ),
         "edge_node_over_predict": target_entry(
             "edge_node_over_predict", statistics.median(node),
             f"edge node frame path without DDS ({what}), 640x480, median of {n} per-repeat ratios{rough}: "
-            f"{med_ms(times['node']):.1f} ms vs predict {p_ms:.1f} ms; {load_note()}",
+            f"{med_ms(times['node']):.1f} ms vs predict {p_ms:.1f} ms; "
+            f"{cpu_ratio(times, 'node', 'predict')}; {load_note()}",
         ),
     }  # fmt: skip
     out.update(ort_entries(setup, repeats))

@@ -59,8 +59,12 @@ def summary(seconds: list[float]) -> dict[str, float]:
     return {"median_s": statistics.median(seconds), "min_s": min(seconds), "n": float(len(seconds))}
 
 
-def bench_sam(device: str, smoke: bool) -> dict[str, Any]:
-    """Everything mode of SAM ViT-B / ViT-H (random weights) per 1024 px image, two prompt batch sizes."""
+def bench_sam(device: str, smoke: bool, keep_all: bool = False) -> dict[str, Any]:
+    """Everything mode of SAM ViT-B / ViT-H (random weights) per 1024 px image, two prompt batch sizes.
+
+    ``keep_all`` sets the IoU and stability thresholds to 0, so every decoded mask goes through the
+    post-processing (NMS, RLE): with random weights the default thresholds keep almost none, which
+    makes that part cheaper than with trained weights; keep_all bounds it from above."""
     import torch
     from laecips_core.benchmark import BenchmarkConfig, generate_frame
     from laecips_core.lvm.sam import SamLVM, build_tiny_sam
@@ -79,7 +83,7 @@ def bench_sam(device: str, smoke: bool) -> dict[str, Any]:
         }
         batches, side, repeats = (64, 256), 32, 3
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    out: dict[str, Any] = {"image": list(image.shape), "points_per_side": side}
+    out: dict[str, Any] = {"image": list(image.shape), "points_per_side": side, "keep_all": keep_all}
     for name, build in models.items():
         start = time.perf_counter()
         with torch.device(device):
@@ -88,7 +92,8 @@ def bench_sam(device: str, smoke: bool) -> dict[str, Any]:
         out[f"{name}_build_s"] = time.perf_counter() - start
         out[f"{name}_params"] = sum(p.numel() for p in sam.parameters())
         for batch in batches:
-            lvm = SamLVM(sam, device=device, points_per_side=side, points_per_batch=batch)
+            thresholds = {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0} if keep_all else {}
+            lvm = SamLVM(sam, device=device, points_per_side=side, points_per_batch=batch, **thresholds)
             masks: list[int] = []
 
             def run(lvm: SamLVM = lvm, masks: list[int] = masks) -> None:
@@ -159,6 +164,14 @@ def bench_edge(device: str, smoke: bool) -> dict[str, Any]:
     return out
 
 
+STEPS: tuple[tuple[str, Callable[[str, bool], dict[str, Any]]], ...] = (
+    ("edge", bench_edge),
+    ("fusion", bench_fusion),
+    ("sam", bench_sam),
+)
+"""The measurements of one run, in order (the cheap ones first: a call brings back what it can)."""
+
+
 def machine(device: str) -> dict[str, Any]:
     import torch
 
@@ -176,32 +189,51 @@ def machine(device: str) -> dict[str, Any]:
     return {"gpu": gpu, **versions, "date": now, "commit": commit}
 
 
-def entries(quick: bool = False) -> dict[str, dict]:
-    """``sam_vit_h_everything_s`` for bench.json: live with CUDA, else the recorded GPU run (named)."""
-    from benchjson import NO_GPU_NOTE, cuda_available, target_entry
+def entries_from(result: dict[str, Any], note: str) -> dict[str, dict]:
+    """bench.json entries of one bench_gpu result (``main``'s JSON): SAM, CUDA fusion, f/h/predict."""
+    from benchjson import entry, target_entry
 
-    key = "sam_vit_h_everything_s"
-    if cuda_available() and not quick:
-        res = bench_sam("cuda", smoke=False)
-        best = min(res[k]["median_s"] for k in res if k.startswith("vit_h_everything"))
-        return {key: target_entry(key, best, f"measured now on {machine('cuda')['gpu']} (random weights)")}
-    if not RESULTS.is_file():
-        return {key: target_entry(key, None, NO_GPU_NOTE)}
-    rec = json.loads(RESULTS.read_text(encoding="utf-8"))
-    sam = rec["sam"]
+    sam = result["sam"]
     best = min(sam[k]["median_s"] for k in sam if k.startswith("vit_h_everything"))
+    fusion, edge = result["fusion"], result["edge"]
+    fuse_s, read_s = fusion["device"]["median_s"], fusion["device_input_read"]["median_s"]
+    f_s, h_s, p_s = (edge[k]["median_s"] for k in ("f", "h", "predict"))
+    equal = "same labels as numpy" if fusion["labels_equal_numpy"] else "LABELS DIFFER from numpy"
+    return {
+        "sam_vit_h_everything_s": target_entry("sam_vit_h_everything_s", best, note + "; best prompt batch"),
+        "fusion_cuda_ms": entry(1000 * fuse_s, None, "ms", note=f"{note}; 19x1024x2048, 100 masks, {equal}"),
+        "fusion_cuda_over_input_read": entry(fuse_s / read_s, 2.0, "x", note=note),
+        "fusion_cuda_over_numpy": entry(fusion["numpy_cpu"]["median_s"] / fuse_s, None, "x",
+                                        note=note + "; numpy on the GPU machine's CPU"),  # fmt: skip
+        "f_cuda_ms_640x480": entry(1000 * f_s, None, "ms", note=note),
+        "h_cuda_ms": entry(1000 * h_s, None, "ms", note=note),
+        "edge_predict_over_networks_cuda": entry(p_s / (f_s + h_s), 1.15, "x", note=note),
+    }
+
+
+def entries(quick: bool = False) -> dict[str, dict]:
+    """The GPU keys of bench.json: measured now with CUDA, else the recorded GPU run (GPU named)."""
+    from benchjson import NO_GPU_NOTE, RECORDED_PREFIX, cuda_available, target_entry
+
+    if cuda_available() and not quick:
+        result = {"machine": machine("cuda"), **{name: fn("cuda", False) for name, fn in STEPS}}
+        return entries_from(result, f"measured now on {result['machine']['gpu']} (random weights)")
+    if not RESULTS.is_file():
+        return {"sam_vit_h_everything_s": target_entry("sam_vit_h_everything_s", None, NO_GPU_NOTE)}
+    rec = json.loads(RESULTS.read_text(encoding="utf-8"))
     where = rec["machine"]
     note = (
-        f"recorded on {where['gpu']} on {where['date'][:10]} (commit {where['commit']}, bench/bench_gpu.py, "
-        "random weights, best prompt batch); not re-measured here: no GPU"
+        f"{RECORDED_PREFIX}{where['gpu']} on {where['date'][:10]} (commit {where['commit']}, "
+        "bench/bench_gpu.py, random weights); not re-measured here: no GPU"
     )
-    return {key: target_entry(key, best, note)}
+    return entries_from(rec, note)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="JSON file for the raw figures")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU (checks the script)")
+    parser.add_argument("--sam-keep-all", action="store_true", help="only SAM, every mask post-processed")
     args = parser.parse_args(argv)
     import torch
 
@@ -211,14 +243,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result: dict[str, Any] = {"machine": machine(device)}
     print(f"bench_gpu on {result['machine']['gpu']}", flush=True)
-    for name, fn in (("edge", bench_edge), ("fusion", bench_fusion), ("sam", bench_sam)):
+    steps = STEPS
+    if args.sam_keep_all:
+        steps = (("sam", lambda device, smoke: bench_sam(device, smoke, keep_all=True)),)
+    for name, fn in steps:
         try:
             result[name] = fn(device, args.smoke)
         except Exception as err:  # report and go on: one device call must bring back what it can
             result[name] = {"error": repr(err)}
             print(f"bench_gpu: {name} failed: {err!r}", file=sys.stderr, flush=True)
         args.out.write_text(json.dumps(result, indent=2), encoding="utf-8")
-    return 0 if all("error" not in result[k] for k in ("edge", "fusion", "sam")) else 1
+    return 0 if all("error" not in result[name] for name, _ in steps) else 1
 
 
 if __name__ == "__main__":

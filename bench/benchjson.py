@@ -23,6 +23,9 @@ BENCH_JSON = Path("runs/bench/bench.json")
 """Where ``make bench`` writes its figures (relative to the repository root)."""
 
 NO_GPU_NOTE = "not measured: no GPU"
+RECORDED_PREFIX = "recorded on "
+"""Notes of GPU figures measured once on a lent GPU (bench/results/gpu.json) start with this; they are
+kept on a machine without CUDA, with the GPU named in the note."""
 
 # key -> (target, direction, unit, what): the table of issue 13. Direction "<=" means lower is better.
 TARGETS: dict[str, tuple[float | None, str, str, str]] = {
@@ -109,7 +112,8 @@ def cuda_available() -> bool:
 def fill_missing(entries: Mapping[str, dict], why: Mapping[str, str] | None = None) -> dict[str, dict]:
     """All of ``entries`` plus every key of TARGETS they lack, as not measured (``why[key]`` if given).
 
-    Without CUDA every GPU key is replaced by "not measured: no GPU", whatever a bench returned for it.
+    Without CUDA every GPU key is replaced by "not measured: no GPU", whatever a bench returned for it,
+    except a figure recorded on a named GPU (note starting with ``RECORDED_PREFIX``, bench_gpu.entries).
     """
     why = why or {}
     out = dict(entries)
@@ -118,7 +122,7 @@ def fill_missing(entries: Mapping[str, dict], why: Mapping[str, str] | None = No
         if key not in out:
             out[key] = not_measured(key, why.get(key, "no bench in this run produced it"))
     for key in out:
-        if is_gpu_key(key) and not gpu:
+        if is_gpu_key(key) and not gpu and not str(out[key]["note"]).startswith(RECORDED_PREFIX):
             out[key] = entry(None, out[key]["target"], out[key]["unit"], _direction(key), NO_GPU_NOTE)
     return out
 

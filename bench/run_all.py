@@ -37,6 +37,15 @@ PERF_BENCHES: dict[str, tuple[str, ...]] = {
     "bench_fusion": ("fusion_over_loop", "fusion_over_input_read"),
     "bench_link": ("upload_bytes_over_raw", "hard_frame_over_physical"),
     "bench_cloud": ("cloud_frames_per_s",),
+    "bench_gpu": (
+        "sam_vit_h_everything_s",
+        "fusion_cuda_ms",
+        "fusion_cuda_over_input_read",
+        "fusion_cuda_over_numpy",
+        "f_cuda_ms_640x480",
+        "h_cuda_ms",
+        "edge_predict_over_networks_cuda",
+    ),
 }
 """Performance bench modules (bench/<name>.py) and the keys of issue 13's table each one measures."""
 

@@ -58,6 +58,14 @@ def test_fill_missing_names_every_key_and_says_no_gpu(monkeypatch: pytest.Monkey
     assert benchjson.fill_missing(measured)["sam_vit_h_everything_s"]["value"] == 0.5
 
 
+def test_a_figure_recorded_on_a_named_gpu_is_kept_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(benchjson, "cuda_available", lambda: False)
+    note = benchjson.RECORDED_PREFIX + "NVIDIA H200 on 2026-11-27; not re-measured here: no GPU"
+    recorded = {"sam_vit_h_everything_s": benchjson.target_entry("sam_vit_h_everything_s", 0.5, note)}
+    out = benchjson.fill_missing(recorded)["sam_vit_h_everything_s"]
+    assert out["value"] == 0.5 and out["met"] is True and "H200" in out["note"]
+
+
 def test_write_is_atomic_and_round_trips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "runs" / "bench" / "bench.json"
     entries = benchjson.fill_missing({"h_over_f": benchjson.target_entry("h_over_f", 0.1, "n")})

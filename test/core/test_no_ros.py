@@ -30,7 +30,8 @@ def test_no_module_imports_ros() -> None:
     for path in modules:
         roots = _imported_roots(path)
         bad = {r for r in roots if r in ROS_ROOTS or r.endswith("_msgs")}
-        assert not bad, f"{path.relative_to(PACKAGE)} imports {sorted(bad)}: keep ROS in laecips_common / _edge / _cloud"
+        where = path.relative_to(PACKAGE)
+        assert not bad, f"{where} imports {sorted(bad)}: keep ROS in laecips_common / _edge / _cloud"
 
 
 def test_every_module_imports_without_ros() -> None:

@@ -437,7 +437,7 @@ def test_resolver_follows_the_ament_index_and_argument_defaults(tmp_path: Path) 
 
 def test_shipped_upload_rate_is_the_evaluations_budget() -> None:
     """edge.yaml, the edge's default and `laecips eval`'s CUR budget are one number (issue 11, item 4)."""
-    from laecips_core.evaluation.config import EvalConfig
+    from laecips_core.evaluation.run_config import EvalConfig
     from laecips_core.services.edge_config import EdgeConfig
 
     shipped = yaml.safe_load((CONFIG_DIR / "edge.yaml").read_text())["/**"]["ros__parameters"]

@@ -57,3 +57,13 @@ def test_the_check_finds_a_module_without_tests(tmp_path: Path) -> None:
     (tests / "core" / "test_beta.py").write_text('"""t."""\n')
     (tests / "core" / "sub" / "test_delta.py").write_text('"""t."""\n')
     assert missing_tests(package, tests) == []
+
+
+def test_test_file_names_are_unique() -> None:
+    """pytest imports test files by basename (no __init__.py here): two test_x.py would collide, so two
+    laecips_core modules in different subpackages may not share a name either."""
+    names = sorted(p.name for p in TEST.rglob("test_*.py") if "__pycache__" not in p.parts)
+    twice = sorted({n for n in names if names.count(n) > 1})
+    assert not twice, f"test files with the same name: {twice} (rename one of the modules and its test)"
+    modules = [m.stem for m in CORE.rglob("*.py") if m.name != "__init__.py" and "__pycache__" not in m.parts]
+    assert len(modules) == len(set(modules)), sorted({m for m in modules if modules.count(m) > 1})

@@ -10,7 +10,7 @@ import sys
 from importlib import metadata
 
 import pytest
-from laecips_core.evaluation.config import METHODS
+from laecips_core.evaluation.run_config import METHODS
 from laecips_core.storage import bags
 
 from laecips_core import benchmark as data

@@ -202,9 +202,9 @@ def _add_eval(subparsers: Any) -> None:
 
 def _run_eval(args: argparse.Namespace) -> int:
     """Handler of ``laecips eval``."""
-    from laecips_core.evaluation.config import EvalConfig
     from laecips_core.evaluation.pipeline import run_evaluation
     from laecips_core.evaluation.results import format_summary
+    from laecips_core.evaluation.run_config import EvalConfig
     from laecips_core.storage import bags
 
     boundaries = bags.parse_task_boundaries(args.task_boundaries) if args.task_boundaries else None
@@ -286,7 +286,7 @@ def benchmark_config(args: argparse.Namespace) -> Any:
     """A ``data.BenchmarkConfig`` from the benchmark options; unset ones take ``laecips eval``'s defaults,
     so that ``record-bag`` followed by ``eval --bag`` replays the stream ``eval`` evaluates by default."""
     from laecips_core import benchmark as data
-    from laecips_core.evaluation.config import EvalConfig
+    from laecips_core.evaluation.run_config import EvalConfig
 
     defaults = EvalConfig()
     values = {

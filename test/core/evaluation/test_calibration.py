@@ -7,7 +7,7 @@ import pytest
 from laecips_core.algo import mining
 from laecips_core.errors import ConfigError
 from laecips_core.evaluation.calibration import choose_deltas, starting_confidences, sweep_curves
-from laecips_core.evaluation.config import EvalConfig
+from laecips_core.evaluation.run_config import EvalConfig
 from laecips_core.evaluation.sources import StreamSource
 from laecips_core.evaluation.start_model import StartModel
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from laecips_core.evaluation.config import EvalConfig
 from laecips_core.evaluation.pipeline import run_evaluation
+from laecips_core.evaluation.run_config import EvalConfig
 from laecips_core.storage import bags
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore

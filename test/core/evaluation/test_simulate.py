@@ -13,9 +13,9 @@ from laecips_core.algo.assisted import AssistedInference
 from laecips_core.algo.predictor import EdgePredictor
 from laecips_core.errors import ConfigError
 from laecips_core.evaluation import simulate as sim_mod
-from laecips_core.evaluation.config import METHODS, LinkModel
 from laecips_core.evaluation.miners import NoMiner
 from laecips_core.evaluation.records import SharedFrame
+from laecips_core.evaluation.run_config import METHODS, LinkModel
 from laecips_core.evaluation.simulate import Replay, make_runs, method_step, miners_needed, shared_step
 from laecips_core.storage.jobspec import TrainerConfig
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from laecips_core.errors import BagError, ConfigError
-from laecips_core.evaluation.config import EvalConfig
+from laecips_core.evaluation.run_config import EvalConfig
 from laecips_core.evaluation.sources import (
     StreamFrame,
     StreamSource,

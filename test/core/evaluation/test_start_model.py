@@ -7,7 +7,7 @@ import pytest
 from bundle_helpers import write_tiny_bundle
 from laecips_core.algo import mining
 from laecips_core.errors import ConfigError
-from laecips_core.evaluation.config import EvalConfig
+from laecips_core.evaluation.run_config import EvalConfig
 from laecips_core.evaluation.sources import StreamFrame, StreamSource, benchmark_source
 from laecips_core.evaluation.start_model import model_from_bundle, prepare_start_model, working_size
 from laecips_core.storage import bundle_loading

@@ -15,8 +15,8 @@ from laecips_core.algo import mining
 from laecips_core.algo.assisted import AssistedInference
 from laecips_core.algo.predictor import EdgePredictor
 from laecips_core.errors import ConfigError
-from laecips_core.evaluation.config import UPLOAD_JPEG_QUALITY, EvalConfig, LinkModel
 from laecips_core.evaluation.miners import NoMiner, miner_for, timed
+from laecips_core.evaluation.run_config import UPLOAD_JPEG_QUALITY, EvalConfig, LinkModel
 from laecips_core.evaluation.sources import StreamFrame, StreamSource
 from laecips_core.evaluation.start_model import StartModel
 

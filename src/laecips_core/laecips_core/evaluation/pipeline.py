@@ -19,8 +19,8 @@ import torch
 from laecips_core.algo import fusion
 from laecips_core.algo.assisted import AssistedInference
 from laecips_core.evaluation.calibration import choose_deltas
-from laecips_core.evaluation.config import SWEEP_MINERS, EvalConfig
 from laecips_core.evaluation.results import build_results, task_labels, write_results_json, write_tables
+from laecips_core.evaluation.run_config import SWEEP_MINERS, EvalConfig
 from laecips_core.evaluation.simulate import simulate
 from laecips_core.evaluation.sources import bag_source, benchmark_source, first_frame_size
 from laecips_core.evaluation.start_model import prepare_start_model, working_size

@@ -18,14 +18,14 @@ from laecips_core import files
 from laecips_core.algo import metrics
 from laecips_core.benchmark import task_label
 from laecips_core.evaluation.calibration import sweep_curves
-from laecips_core.evaluation.config import (
+from laecips_core.evaluation.records import Simulation
+from laecips_core.evaluation.run_config import (
     LATENCY_FORMULA,
     SWEEP_MINERS,
     UPLOAD_JPEG_QUALITY,
     EvalConfig,
     config_dict,
 )
-from laecips_core.evaluation.records import Simulation
 from laecips_core.evaluation.sources import StreamSource
 from laecips_core.evaluation.start_model import StartModel
 

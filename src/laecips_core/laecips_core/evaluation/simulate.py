@@ -4,7 +4,7 @@ Algorithm 2's updates per method, and what Table 1/2 and Fig. 5, 8, 9 are comput
 ``simulate`` runs these named steps: ``miners_needed`` and ``make_runs`` once, then per frame
 ``shared_step`` (f0, every miner h, SAM(x) and Algorithm 1's F(x) once for all methods), and per method
 ``method_step`` (its answer and latency parts, Eq. 27), ``MethodRun.record`` and
-``updates.append_and_maybe_train`` (Algorithm 2).
+``retrain.append_and_maybe_train`` (Algorithm 2).
 """
 
 from __future__ import annotations
@@ -27,14 +27,6 @@ from laecips_core.algo.assisted import AssistedInference
 from laecips_core.algo.predictor import EdgePredictor
 from laecips_core.algo.streamnorm import DEFAULT_STREAM_NORM_PRIOR
 from laecips_core.errors import ConfigError
-from laecips_core.evaluation.config import (
-    METHODS,
-    MINER_OF,
-    SWEEP_MINERS,
-    UPDATING,
-    UPLOAD_JPEG_QUALITY,
-    LinkModel,
-)
 from laecips_core.evaluation.miners import NoMiner, miner_for, timed
 from laecips_core.evaluation.records import (
     MethodOutput,
@@ -44,8 +36,16 @@ from laecips_core.evaluation.records import (
     StreamRecord,
     frame_score,
 )
+from laecips_core.evaluation.retrain import append_and_maybe_train, edge_tta_step
+from laecips_core.evaluation.run_config import (
+    METHODS,
+    MINER_OF,
+    SWEEP_MINERS,
+    UPDATING,
+    UPLOAD_JPEG_QUALITY,
+    LinkModel,
+)
 from laecips_core.evaluation.sources import StreamFrame
-from laecips_core.evaluation.updates import append_and_maybe_train, edge_tta_step
 from laecips_core.storage.jobspec import TrainerConfig
 from laecips_core.storage.replay import ReplayBuffer
 

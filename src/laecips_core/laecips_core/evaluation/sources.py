@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from laecips_core.errors import BagError, ConfigError
-from laecips_core.evaluation.config import EvalConfig
+from laecips_core.evaluation.run_config import EvalConfig
 from laecips_core.storage import bags
 
 

@@ -16,9 +16,9 @@ from torch import nn
 
 from laecips_core.algo import mining, state
 from laecips_core.algo.predictor import EdgePredictor, EdgeResult, miner_network
-from laecips_core.evaluation.config import PAPER_RECIPE
 from laecips_core.evaluation.miners import NoMiner, UnusedMiner, timed
 from laecips_core.evaluation.records import MethodRun
+from laecips_core.evaluation.run_config import PAPER_RECIPE
 from laecips_core.evaluation.sources import StreamFrame
 from laecips_core.storage.jobspec import TrainerConfig, should_train
 from laecips_core.training.adaptation import ContinualTrainer, adapt_batchnorm

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from laecips_core.errors import ConfigError
-from laecips_core.evaluation.config import (
+from laecips_core.evaluation.run_config import (
     MINER_OF,
     UPDATING,
     EvalConfig,

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from laecips_core.algo.predictor import EdgePredictor
 from laecips_core.evaluation.miners import NoMiner
+from laecips_core.evaluation.retrain import append_and_maybe_train, edge_tta_step
 from laecips_core.evaluation.simulate import make_runs
-from laecips_core.evaluation.updates import append_and_maybe_train, edge_tta_step
 from laecips_core.storage.replay import ReplayBuffer
 
 M = 3  # the conftest stream's classes

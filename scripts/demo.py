@@ -141,9 +141,10 @@ def calibrate_delta(bundle: Path, cfg: DemoConfig, frames: int = 60, stride: int
     Every `stride`-th frame of a long task 1 is used, so the calibration set spans many scenes (a scene
     lasts about a second of the 10 Hz stream) rather than a few consecutive, near-identical frames.
     """
-    from laecips_core.algo.mining import MinerNet, NeuralMiner, threshold_for_cur
+    from laecips_core.algo.mining import MinerNet, NeuralMiner
     from laecips_core.algo.models import build_edge_model
     from laecips_core.algo.predictor import EdgePredictor
+    from laecips_core.algo.thresholds import threshold_for_cur
 
     from laecips_core import benchmark as data
 

@@ -25,7 +25,7 @@ from laecips_common.node_support import (
     run_node,
     set_parameters_result,
 )
-from laecips_core.algo.mining import TrackingDelta
+from laecips_core.algo.thresholds import TrackingDelta
 from laecips_core.errors import ConfigError, ImageError, LaecipsError
 from laecips_core.services.edge_config import (
     EDGE_PARAMS,

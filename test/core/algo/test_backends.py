@@ -7,15 +7,9 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from laecips_core.algo.backends import (
-    InferenceBackend,
-    OnnxBackend,
-    TorchBackend,
-    backend_registry,
-    build_backend,
-    export_onnx,
-)
+from laecips_core.algo.backends import TorchBackend, backend_registry, build_backend, export_onnx
 from laecips_core.algo.models import build_edge_model, preprocess
+from laecips_core.algo.onnx_runtime import InferenceBackend, OnnxBackend
 from laecips_core.errors import ConfigError, WeightsError
 
 
@@ -109,15 +103,6 @@ def test_fixed_size_export_refuses_other_sizes(tmp_path):
     _assert_agree(TorchBackend(model).logits(x), backend.logits(x))
     with pytest.raises(ConfigError, match="64x96.*input_size"):
         backend.logits(_batch(1, 96, 128))
-
-
-def test_onnx_backend_reports_missing_or_corrupt_files(tmp_path):
-    with pytest.raises(WeightsError, match="export_onnx"):
-        OnnxBackend(tmp_path / "none.onnx")
-    bad = tmp_path / "bad.onnx"
-    bad.write_bytes(b"not a protobuf")
-    with pytest.raises(WeightsError, match="cannot load"):
-        OnnxBackend(bad)
 
 
 def test_registry_and_tensorrt_message(tiny_export):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from laecips_core.algo.model_constants import DEFAULT_EDGE_MODEL
 from laecips_core.algo.models import (
-    DEFAULT_EDGE_MODEL,
     EFFNET_LITE0_SHA256,
     IMAGENET_MEAN,
     IMAGENET_STD,

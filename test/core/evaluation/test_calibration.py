@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from laecips_core.algo import mining
+from laecips_core.algo import thresholds
 from laecips_core.errors import ConfigError
 from laecips_core.evaluation.calibration import choose_deltas, starting_confidences, sweep_curves
 from laecips_core.evaluation.run_config import EvalConfig
@@ -54,6 +54,6 @@ def test_choose_deltas_puts_the_budget_share_of_calibration_frames_below_delta(
     for name in ("neural", "mess"):
         np.testing.assert_array_equal(seen[name], conf[name])
         assert info["calibration_cur"][name] == pytest.approx(np.mean(conf[name] <= deltas[name]))
-        assert deltas[name] == mining.threshold_for_cur(conf[name], 0.25)
+        assert deltas[name] == thresholds.threshold_for_cur(conf[name], 0.25)
     with pytest.raises(ConfigError, match="latency budget needs calibration frames"):
         choose_deltas(EvalConfig(latency_budget_s=0.1, progress=False), start, stream, ["mess"], halves_fuser)

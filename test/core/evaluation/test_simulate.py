@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from laecips_core.algo import mining
+from laecips_core.algo import mining, thresholds
 from laecips_core.algo.assisted import AssistedInference
 from laecips_core.algo.predictor import EdgePredictor
 from laecips_core.errors import ConfigError
@@ -158,7 +158,7 @@ def test_tracking_delta_follows_the_budget_quantile_of_recent_confidences(
     assert run.target_rate == 0.5  # the starting delta 0.5 uploads half of the seed confidences
     window = list(seed["neural"][:3])
     for conf, delta, uploaded in zip(run.confidence, run.deltas, run.uploaded, strict=True):
-        assert delta == mining.threshold_for_cur(np.asarray(window), 0.5)
+        assert delta == thresholds.threshold_for_cur(np.asarray(window), 0.5)
         assert uploaded == (conf <= delta)
         window = (window + [conf])[-3:]
 

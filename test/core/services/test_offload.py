@@ -131,7 +131,7 @@ def test_tracked_upload_decision_uploads_at_the_target_rate_whatever_h_says():
     import random
 
     import numpy as np
-    from laecips_core.algo.mining import TrackingDelta
+    from laecips_core.algo.thresholds import TrackingDelta
     from laecips_core.services.offload import tracked_upload_decision
 
     rng = np.random.default_rng(1)
@@ -149,7 +149,7 @@ def test_tracked_upload_decision_keeps_the_target_when_h_gives_every_frame_the_s
     import random
 
     import numpy as np
-    from laecips_core.algo.mining import TrackingDelta
+    from laecips_core.algo.thresholds import TrackingDelta
     from laecips_core.services.offload import tracked_upload_decision
 
     tracker = TrackingDelta(0.35, window=50)

@@ -1,44 +1,24 @@
-"""Inference backends for f: eager torch, ONNX Runtime (with an ONNX exporter), and a TensorRT placeholder."""
+"""Inference backends for f: eager torch, ONNX Runtime (``onnx_runtime``; the exporter is here), TensorRT.
+
+The backend registry names them for ``EdgePredictor``; ``export_onnx`` writes the ONNX graphs of f and h
+that the trainer ships inside a bundle (``onnx_export``) and the lean edge runs without torch.
+"""
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from laecips_core.algo.onnx_runtime import InferenceBackend, OnnxBackend, check_batch
 from laecips_core.errors import ConfigError, WeightsError
 
 MAX_EXPORT_BATCH = 64
-
-
-@runtime_checkable
-class InferenceBackend(Protocol):
-    """Runs the edge model f on a preprocessed batch.
-
-    ``fixed_hw`` is the (H,W) the backend requires, or None when any size works.
-    """
-
-    fixed_hw: tuple[int, int] | None
-
-    def logits(self, batch: np.ndarray) -> np.ndarray:
-        """Map (B,3,H,W) float32 normalised images to (B,M,H,W) float32 logits of f."""
-        ...
-
-
-def _check_batch(batch: np.ndarray) -> np.ndarray:
-    if not isinstance(batch, np.ndarray) or batch.ndim != 4 or batch.shape[1] != 3:
-        shape = getattr(batch, "shape", None)
-        raise ConfigError(
-            f"backend input must be a (B,3,H,W) float32 array, got {type(batch).__name__} {shape}"
-        )
-    if batch.dtype != np.float32:
-        batch = batch.astype(np.float32)
-    return np.ascontiguousarray(batch)
 
 
 class TorchBackend:
@@ -57,76 +37,10 @@ class TorchBackend:
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """(B,3,H,W) float32 -> (B,M,H,W) float32 logits (numpy, on the CPU)."""
-        x = torch.from_numpy(_check_batch(batch)).to(self.device)
+        x = torch.from_numpy(check_batch(batch)).to(self.device)
         with torch.inference_mode():
             out: torch.Tensor = self.model(x)
         return out.float().cpu().numpy()
-
-
-class OnnxBackend:
-    """ONNX Runtime inference of an exported f (see ``export_onnx``).
-
-    Args:
-        path: .onnx file; external data (a ``.onnx.data`` file next to it) is resolved relative to the
-            model file, so the pair can be moved together and loaded from any working directory.
-        providers: ONNX Runtime execution providers, in order of preference.
-        threads: intra-op threads (None: ONNX Runtime's default, one per core).
-
-    Raises:
-        WeightsError: the file is missing or not a loadable model.
-        ConfigError: onnxruntime is not installed.
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        providers: Sequence[str] = ("CPUExecutionProvider",),
-        threads: int | None = None,
-    ) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as err:
-            raise ConfigError(
-                "backend 'onnxruntime' needs onnxruntime: pip install 'laecips_core[onnx]'"
-            ) from err
-        self.path = Path(path).resolve()
-        if not self.path.is_file():
-            raise WeightsError(f"ONNX model {self.path} does not exist; create it with backends.export_onnx")
-        options = ort.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = int(threads)
-            options.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(
-                str(self.path), sess_options=options, providers=list(providers)
-            )
-        except Exception as err:  # onnxruntime raises its own untyped Fail/InvalidGraph exceptions
-            raise WeightsError(
-                f"ONNX Runtime cannot load {self.path}: {err}; if it uses external data, keep the "
-                ".onnx.data file beside it under the name it was exported with"
-            ) from err
-        inputs = self.session.get_inputs()
-        if len(inputs) != 1 or len(inputs[0].shape) != 4:
-            raise WeightsError(f"{self.path} must have one (B,3,H,W) input, has {[i.shape for i in inputs]}")
-        self.input_name = inputs[0].name
-        _, _, height, width = inputs[0].shape
-        self.fixed_hw = (height, width) if isinstance(height, int) and isinstance(width, int) else None
-        batch_dim = inputs[0].shape[0]
-        self.fixed_batch: int | None = batch_dim if isinstance(batch_dim, int) else None
-
-    def logits(self, batch: np.ndarray) -> np.ndarray:
-        """(B,3,H,W) float32 -> (B,M,H,W) float32 logits."""
-        batch = _check_batch(batch)
-        if self.fixed_hw is not None and tuple(batch.shape[2:]) != self.fixed_hw:
-            raise ConfigError(
-                f"{self.path.name} was exported for {self.fixed_hw[0]}x{self.fixed_hw[1]} inputs, got "
-                f"{batch.shape[2]}x{batch.shape[3]}; set the predictor's input_size or re-export"
-            )
-        if self.fixed_batch is not None and batch.shape[0] != self.fixed_batch:
-            outs = [self.logits(batch[i : i + 1]) for i in range(batch.shape[0])]
-            return np.concatenate(outs, axis=0)
-        (out,) = self.session.run(None, {self.input_name: batch})
-        return np.asarray(out, dtype=np.float32)
 
 
 def export_onnx(

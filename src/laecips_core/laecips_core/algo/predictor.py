@@ -19,11 +19,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from laecips_core.algo.backends import InferenceBackend, OnnxBackend, TorchBackend, build_backend, export_onnx
-from laecips_core.algo.models import preprocess
+from laecips_core.algo import frames
+from laecips_core.algo.backends import TorchBackend, build_backend, export_onnx
+from laecips_core.algo.frames import DEFAULT_STREAM_NORM_PRIOR, EdgeResult, argmax_labels, check_prior
+from laecips_core.algo.onnx_runtime import InferenceBackend, OnnxBackend
 from laecips_core.algo.state import Bundle, apply_bundle, load_state_strict
-from laecips_core.algo.streamnorm import DEFAULT_STREAM_NORM_PRIOR, check_prior, with_stream_norm
-from laecips_core.errors import ConfigError, ImageError, WeightsError
+from laecips_core.algo.streamnorm import with_stream_norm
+from laecips_core.errors import ConfigError, WeightsError
 
 if TYPE_CHECKING:
     from laecips_core.algo.mining import Miner
@@ -31,77 +33,6 @@ if TYPE_CHECKING:
 # Example input size for ONNX export when no input_size is given (the graph is exported with dynamic
 # batch/height/width where the model allows it, so this only fixes the size of a fallback graph).
 DEFAULT_EXPORT_HW = (480, 640)
-
-
-class EdgeResult:
-    """What the edge computes for one frame.
-
-    Attributes:
-        labels: (H,W) argmax of f's logits at the original image size (= the argmax of ``probs``),
-            uint8 (uint16 when M > 255).
-        probs: (M,H,W) float32 softmax of f's logits upsampled to the original image size: the "pred"
-            of Algorithm 1. Computed on first access (and kept): a frame nobody asks probabilities
-            for costs no full-resolution softmax.
-        logits: (M,h,w) float32 raw logits of f at the working size (what h sees).
-        confidence: h(f(x)) in [0,1]; the frame is hard (uploaded) when confidence <= delta (Eq. 2).
-        compute_s: seconds of edge compute for this frame (preprocess, f, h, upsampling, argmax; not
-            the softmax of ``probs``); for a batch, the batch time divided by its size.
-        version: model version of the f/h pair that produced the result.
-    """
-
-    __slots__ = ("_full", "_probs", "compute_s", "confidence", "labels", "logits", "version")
-
-    def __init__(
-        self,
-        labels: np.ndarray,
-        logits: np.ndarray,
-        confidence: float,
-        compute_s: float,
-        version: int = 0,
-        *,
-        full_logits: np.ndarray | None = None,
-    ) -> None:
-        self.labels = labels
-        self.logits = logits
-        self.confidence = confidence
-        self.compute_s = compute_s
-        self.version = version
-        self._full = logits if full_logits is None else full_logits  # (M,H,W) at the image size
-        self._probs: np.ndarray | None = None
-
-    @property
-    def probs(self) -> np.ndarray:
-        """(M,H,W) float32 softmax of f's logits at the image size (computed once, on first use)."""
-        if self._probs is None:
-            with torch.inference_mode():
-                self._probs = torch.softmax(torch.from_numpy(self._full)[None], dim=1)[0].numpy()
-        return self._probs
-
-    def __repr__(self) -> str:
-        return (
-            f"EdgeResult(labels={self.labels.shape}, logits={self.logits.shape}, "
-            f"confidence={self.confidence:.4f}, compute_s={self.compute_s:.4f}, version={self.version})"
-        )
-
-
-def argmax_labels(scores: np.ndarray) -> np.ndarray:
-    """Per-pixel argmax over the class axis of (B,M,H,W) scores -> (B,H,W) uint8 (uint16 when M > 255).
-
-    The same labels as ``scores.argmax(axis=1)`` (ties go to the lowest class) for finite scores, in
-    about half its time at camera sizes: the maximum over the M class planes is a fast in-order reduction,
-    then each plane marks where it reaches it, the highest class first (docs/performance.md).
-    """
-    num_classes = scores.shape[1]
-    dtype = np.uint8 if num_classes <= 255 else np.uint16
-    best = scores.max(axis=1)
-    out = np.zeros(best.shape, dtype=dtype)
-    hit = np.empty(best.shape, dtype=bool)
-    for c in range(num_classes - 1, 0, -1):
-        np.equal(scores[:, c], best, out=hit)
-        np.copyto(out, dtype(c), where=hit)
-    np.equal(scores[:, 0], best, out=hit)
-    np.copyto(out, dtype(0), where=hit)
-    return out
 
 
 @dataclass(frozen=True)
@@ -137,23 +68,16 @@ def retain_freed_memory() -> bool:
         return False
 
 
-_TABLE: list[np.ndarray] = []
-
-
 def normalise(rgb: np.ndarray) -> torch.Tensor:
-    """``models.preprocess`` by table lookup: (B,H,W,3) uint8 RGB -> (B,3,H,W) float32, the same values.
+    """``models.preprocess`` by table lookup (``frames.normalise``), as a torch tensor."""
+    return torch.from_numpy(frames.normalise(rgb))
 
-    The 3 x 256 table is ``preprocess`` of every byte value, so each pixel gets exactly the value
-    ``preprocess`` computes, without the float conversion and two full-image arithmetic passes.
-    """
-    if not _TABLE:
-        ramp = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2)  # (1,256,3)
-        _TABLE.append(np.ascontiguousarray(preprocess(ramp)[0, :, 0, :].numpy()))  # (3,256)
-    table = _TABLE[0]
-    out = np.empty((rgb.shape[0], 3, rgb.shape[1], rgb.shape[2]), dtype=np.float32)
-    for c in range(3):
-        out[:, c] = table[c][rgb[..., c]]
-    return torch.from_numpy(out)
+
+def torch_softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the class axis of (M,H,W) logits with torch's threads (``frames.softmax`` in numpy)."""
+    with torch.inference_mode():
+        out: np.ndarray = torch.softmax(torch.from_numpy(logits)[None], dim=1)[0].numpy()
+    return out
 
 
 def miner_network(miner: object) -> nn.Module | None:
@@ -162,15 +86,6 @@ def miner_network(miner: object) -> nn.Module | None:
         return miner
     net = getattr(miner, "net", None)
     return net if isinstance(net, nn.Module) else None
-
-
-def _check_image(rgb: object) -> np.ndarray:
-    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        desc = f"{rgb.dtype} {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
-        raise ImageError(f"EdgePredictor needs (H,W,3) uint8 RGB, got {desc}; see imaging.ros_image_to_rgb")
-    if rgb.shape[0] < 8 or rgb.shape[1] < 8:
-        raise ImageError(f"image {rgb.shape[1]}x{rgb.shape[0]} is too small (at least 8x8 pixels)")
-    return rgb
 
 
 class EdgePredictor:
@@ -320,7 +235,7 @@ class EdgePredictor:
         Returns:
             One ``EdgeResult`` per frame, in order; all made with the same weights version.
         """
-        images = [_check_image(rgb) for rgb in images]
+        images = [frames.check_image(rgb) for rgb in images]
         if not images:
             return []
         with self._lock:
@@ -374,6 +289,7 @@ class EdgePredictor:
                 compute_s=per_frame_s,
                 version=active.version,
                 full_logits=full_np[i],
+                softmax_fn=torch_softmax,
             )
             for i in range(len(images))
         ]

@@ -30,10 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from laecips_core.errors import ConfigError
-
-DEFAULT_STREAM_NORM_PRIOR = 16.0
-"""N: the stored statistics weigh as N frames against the current one (0 = stored statistics only)."""
+from laecips_core.algo.frames import DEFAULT_STREAM_NORM_PRIOR, check_prior
 
 
 class StreamBatchNorm2d(nn.BatchNorm2d):
@@ -80,24 +77,6 @@ class StreamBatchNorm2d(nn.BatchNorm2d):
             self.eps,
         )
         return y.reshape(x.shape)
-
-
-def check_prior(prior: float) -> float:
-    """Validate N (a finite number >= 0) and return it as a float.
-
-    Raises:
-        ConfigError: negative, NaN or infinite.
-    """
-    try:
-        value = float(prior)
-    except (TypeError, ValueError):
-        raise ConfigError(f"stream_norm_prior must be a number >= 0, got {prior!r}") from None
-    if not value >= 0.0 or value == float("inf"):
-        raise ConfigError(
-            f"stream_norm_prior must be a finite number >= 0 (0 = stored BatchNorm statistics only), "
-            f"got {prior!r}"
-        )
-    return value
 
 
 def with_stream_norm(f: nn.Module, prior: float) -> nn.Module:

@@ -11,7 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from laecips_core import image_codecs
-from laecips_core.algo import mining
+from laecips_core.algo import thresholds
 from laecips_core.algo.assisted import AssistedInference
 from laecips_core.algo.predictor import EdgePredictor
 from laecips_core.errors import ConfigError
@@ -45,10 +45,10 @@ def choose_deltas(
     """delta per miner, so that every method is compared at the same budget (section "Threshold selection").
 
     With a CUR budget c, delta_m is the c-quantile of miner m's confidences of the starting f on the
-    calibration frames (``mining.threshold_for_cur``): a fraction c of those frames has confidence
+    calibration frames (``thresholds.threshold_for_cur``): a fraction c of those frames has confidence
     <= delta_m and would be uploaded. With a latency budget, Eq. 10 turns the budget into the largest
     admissible upload rate from the measured edge delay d1 and cloud delay d0 on the calibration frames
-    (``mining.threshold_for_latency``). Calibration frames are held-out frames of f's pre-training
+    (``thresholds.threshold_for_latency``). Calibration frames are held-out frames of f's pre-training
     distribution, or the evaluated stream itself with ``calibrate_on="stream"`` (no labels used).
 
     Returns:
@@ -74,11 +74,11 @@ def choose_deltas(
         d1, d0 = _calibration_delays(start, start.calibration or [], fuser, link)
         info.update({"latency_budget_s": cfg.latency_budget_s, "d_edge_s": d1, "d_cloud_s": d0})
         deltas = {
-            m: float(mining.threshold_for_latency(conf[m], d1, d0, cfg.latency_budget_s)) for m in miners
+            m: float(thresholds.threshold_for_latency(conf[m], d1, d0, cfg.latency_budget_s)) for m in miners
         }
     else:
         info["cur_budget"] = cfg.cur_budget
-        deltas = {m: float(mining.threshold_for_cur(conf[m], cfg.cur_budget)) for m in miners}
+        deltas = {m: float(thresholds.threshold_for_cur(conf[m], cfg.cur_budget)) for m in miners}
     info["calibration_cur"] = {m: float(np.mean(conf[m] <= deltas[m])) for m in miners}
     info["deltas"] = deltas
     info["delta_window"] = cfg.delta_window

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from laecips_core.algo import metrics, mining
-from laecips_core.algo.predictor import EdgePredictor, EdgeResult
+from laecips_core.algo import metrics, thresholds
+from laecips_core.algo.frames import EdgeResult
+from laecips_core.algo.predictor import EdgePredictor
 from laecips_core.evaluation.sources import StreamFrame
 from laecips_core.storage.replay import ReplayBuffer
 
@@ -82,7 +83,7 @@ class MethodRun:
             for MESS/SM/SPP, h is the trainer's stand-in.
         predictor: the method's own EdgePredictor once it has its own weights (None: uses the shared f0).
         buffer: the replay buffer of an updating method; last_train_time: Algorithm 2's clock (s).
-        target_rate: with a tracking delta, the upload rate to keep; tracker: the ``mining.TrackingDelta``
+        target_rate: with a tracking delta, the upload rate to keep; tracker: the ``thresholds.TrackingDelta``
             (its window is reset at every accepted update, so a changed h or f is tracked at once).
         deltas, uploaded, versions, frame_miou, confidence: one entry per stream frame.
         train_events: one dict per trigger (frame index, accepted, report excerpt).
@@ -99,7 +100,7 @@ class MethodRun:
     buffer: ReplayBuffer | None = None
     last_train_time: float | None = None
     target_rate: float | None = None
-    tracker: mining.TrackingDelta | None = None
+    tracker: thresholds.TrackingDelta | None = None
     deltas: list[float] = field(default_factory=list)
     uploaded: list[bool] = field(default_factory=list)
     versions: list[int] = field(default_factory=list)

@@ -15,7 +15,8 @@ import numpy as np
 from torch import nn
 
 from laecips_core.algo import mining, state
-from laecips_core.algo.predictor import EdgePredictor, EdgeResult, miner_network
+from laecips_core.algo.frames import EdgeResult
+from laecips_core.algo.predictor import EdgePredictor, miner_network
 from laecips_core.evaluation.miners import NoMiner, UnusedMiner, timed
 from laecips_core.evaluation.records import MethodRun
 from laecips_core.evaluation.run_config import PAPER_RECIPE

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from laecips_core.algo.streamnorm import DEFAULT_STREAM_NORM_PRIOR, check_prior
+from laecips_core.algo.frames import DEFAULT_STREAM_NORM_PRIOR, check_prior
 from laecips_core.errors import ConfigError
 from laecips_core.lvm.registry import DEFAULT_LVM
 from laecips_core.storage import bags

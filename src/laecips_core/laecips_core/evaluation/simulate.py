@@ -22,10 +22,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from laecips_core import image_codecs
-from laecips_core.algo import metrics, mining
+from laecips_core.algo import metrics, mining, thresholds
 from laecips_core.algo.assisted import AssistedInference
+from laecips_core.algo.frames import DEFAULT_STREAM_NORM_PRIOR
 from laecips_core.algo.predictor import EdgePredictor
-from laecips_core.algo.streamnorm import DEFAULT_STREAM_NORM_PRIOR
 from laecips_core.errors import ConfigError
 from laecips_core.evaluation.miners import NoMiner, miner_for, timed
 from laecips_core.evaluation.records import (
@@ -92,7 +92,7 @@ def make_runs(
     calibration_conf: dict[str, np.ndarray] | None,
 ) -> dict[str, MethodRun]:
     """One MethodRun per method with its starting delta (Eq. 2); with ``delta_window`` > 0 a mined method
-    tracks the upload rate its delta gives on ``calibration_conf`` (``mining.TrackingDelta``).
+    tracks the upload rate its delta gives on ``calibration_conf`` (``thresholds.TrackingDelta``).
 
     Raises:
         ConfigError: a tracking delta without the calibration confidences of its miner.
@@ -114,7 +114,7 @@ def make_runs(
             seed_conf = np.asarray(calibration_conf[run.miner_name], dtype=np.float64)
             run.target_rate = float(np.mean(seed_conf <= run.delta))
             # The first N: with calibrate_on="stream" these are the stream's first frames (task 1).
-            run.tracker = mining.TrackingDelta(run.target_rate, delta_window, seed_conf[:delta_window])
+            run.tracker = thresholds.TrackingDelta(run.target_rate, delta_window, seed_conf[:delta_window])
     return runs
 
 
@@ -244,7 +244,7 @@ def simulate(
         explore_rate: probability that an easy frame is uploaded anyway by an updating method (the
             same random draws for every method).
         delta_window: 0: fixed deltas. N > 0: before each frame, a mined method's delta becomes
-            ``mining.threshold_for_cur`` of its last N confidences at the rate its starting delta gives
+            ``thresholds.threshold_for_cur`` of its last N confidences at the rate its starting delta gives
             on ``calibration_conf`` (the window starts with the first N of those confidences).
         calibration_conf: miner name -> confidences of the starting f on the calibration frames
             (needed when ``delta_window`` > 0).

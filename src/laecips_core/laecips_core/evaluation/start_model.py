@@ -17,7 +17,7 @@ import numpy as np
 from torch import nn
 
 from laecips_core.algo import mining, models, state
-from laecips_core.algo.streamnorm import DEFAULT_STREAM_NORM_PRIOR
+from laecips_core.algo.frames import DEFAULT_STREAM_NORM_PRIOR
 from laecips_core.errors import ConfigError
 from laecips_core.evaluation.run_config import EvalConfig
 from laecips_core.evaluation.sources import (

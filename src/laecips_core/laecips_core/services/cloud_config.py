@@ -13,7 +13,7 @@ from typing import Any
 
 from laecips_core import transport
 from laecips_core.algo.fusion import ORDERS
-from laecips_core.algo.models import DEFAULT_EDGE_MODEL
+from laecips_core.algo.model_constants import DEFAULT_EDGE_MODEL
 from laecips_core.errors import ConfigError
 from laecips_core.image_arrays import MAX_IMAGE_PIXELS
 from laecips_core.lvm.registry import DEFAULT_LVM, lvm_registry

@@ -16,8 +16,8 @@ import numpy as np
 import zenoh
 
 from laecips_core import imaging, transport
-from laecips_core.algo.models import DEFAULT_EDGE_MODEL
-from laecips_core.algo.streamnorm import DEFAULT_STREAM_NORM_PRIOR
+from laecips_core.algo.frames import DEFAULT_STREAM_NORM_PRIOR
+from laecips_core.algo.model_constants import DEFAULT_EDGE_MODEL
 from laecips_core.classes import NUM_CLASSES
 from laecips_core.errors import ConfigError, WeightsError
 from laecips_core.services.offload import DEFAULT_CUR_BUDGET
@@ -70,7 +70,7 @@ class EdgeConfig:
         threshold: fixed delta, used only when ``target_upload_rate`` is 0: a frame is hard when
             h(f(x)) <= delta. A fixed delta works only for the h and the stream it was calibrated on.
         target_upload_rate: wanted cloud upload rate (CUR, the evaluation's budget 0.35 by default):
-            delta follows the ``rate_window`` latest confidences (``mining.TrackingDelta``, ties shared
+            delta follows the ``rate_window`` latest confidences (``thresholds.TrackingDelta``, ties shared
             out by ``offload.tracked_upload_decision``) and restarts after every model update, so any
             stream and any h get uploads at this rate; 0 = fixed delta. The rate kept is lowered while
             the cloud or the link cannot finish that many uploads (``offload.UploadBudget``).

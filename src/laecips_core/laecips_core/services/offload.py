@@ -13,7 +13,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from laecips_core.algo.mining import TrackingDelta, threshold_for_cur
+from laecips_core.algo.thresholds import TrackingDelta, threshold_for_cur
 from laecips_core.errors import ConfigError
 from laecips_core.services.supervision import Supervisor, WorkerHealth, describe
 

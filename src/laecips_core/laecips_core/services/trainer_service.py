@@ -24,7 +24,8 @@ from typing import Any
 import zenoh
 
 from laecips_core import transport
-from laecips_core.algo.models import DEFAULT_EDGE_MODEL, edge_model_registry
+from laecips_core.algo.model_constants import DEFAULT_EDGE_MODEL
+from laecips_core.algo.models import edge_model_registry
 from laecips_core.errors import ConfigError, LaecipsError, WeightsError
 from laecips_core.files import sha256_bytes
 from laecips_core.logs import Logger

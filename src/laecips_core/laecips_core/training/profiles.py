@@ -9,7 +9,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from laecips_core import benchmark as bench
-from laecips_core.algo.models import DEFAULT_EDGE_MODEL
+from laecips_core.algo.model_constants import DEFAULT_EDGE_MODEL
 from laecips_core.errors import ConfigError
 from laecips_core.lvm.registry import DEFAULT_LVM
 from laecips_core.storage.jobspec import TrainerConfig

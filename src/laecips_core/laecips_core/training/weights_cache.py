@@ -36,6 +36,8 @@ TRAINING_CODE: tuple[str, ...] = (
     "algo/metrics.py",
     "algo/mining.py",
     "algo/models.py",
+    "algo/model_constants.py",
+    "algo/thresholds.py",
     "benchmark",
     "lvm",
     "storage/jobspec.py",

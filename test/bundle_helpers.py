@@ -62,3 +62,15 @@ def write_tiny_bundle(
     path.parent.mkdir(parents=True, exist_ok=True)
     weights.save_bundle(path, f, h, metadata)
     return path
+
+
+def add_onnx_graphs(path: Path, out: Path | None = None, prior: float = 16.0) -> Path:
+    """Rewrite a bundle with ONNX graphs of its f and h (``onnx_bundle.bundle_with_onnx``) to ``out``."""
+    from laecips_core.storage.bundle_loading import load_bundle
+    from laecips_core.training.onnx_bundle import bundle_with_onnx
+
+    from laecips_core import files
+
+    target = path if out is None else out
+    files.atomic_write_bytes(target, bundle_with_onnx(load_bundle(path), prior, (32, 48)))
+    return target

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from laecips_core import files
-from laecips_core.errors import LaecipsError
+from laecips_core.errors import ConfigError, LaecipsError
 
 #: Entry-point group through which other packages add subcommands (e.g. laecips_edge's play-bag).
 PLUGIN_GROUP = "laecips.commands"
@@ -382,12 +382,71 @@ def _run_sign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export_onnx(subparsers: Any) -> None:
+    """``laecips export-onnx``: add ONNX graphs of f and h to a bundle (lean edges), or extract them."""
+    p = subparsers.add_parser(
+        "export-onnx",
+        help="add ONNX graphs of f and h to a bundle so a lean edge runs it without torch; or extract them",
+    )
+    p.add_argument("bundle", type=Path, help="safetensors bundle of f and h (e.g. laecips pretrain's)")
+    p.add_argument("--out", type=Path, help="bundle to write (default: BUNDLE with the suffix -onnx)")
+    p.add_argument(
+        "--stream-norm-prior",
+        type=float,
+        default=None,
+        help="N of the per-frame BatchNorm statistics in f's graph (default: the edge's default, 16)",
+    )
+    p.add_argument("--size", default="480x640", help="HxW f is traced at (its size if f has no dynamic size)")
+    p.add_argument("--key", type=Path, help="Ed25519 private key: also write OUT.sig (laecips keygen's .key)")
+    p.add_argument(
+        "--extract",
+        type=Path,
+        metavar="DIR",
+        help="instead: verify BUNDLE and write its graphs as DIR/f.onnx and DIR/h.onnx (for trtexec)",
+    )
+    p.set_defaults(handler=_run_export_onnx)
+
+
+def _run_export_onnx(args: argparse.Namespace) -> int:
+    """Handler of ``laecips export-onnx``."""
+    from laecips_core.storage import bundle_loading, signing
+
+    if args.extract is not None:
+        graphs = bundle_loading.load_onnx_graphs(args.bundle)
+        args.extract.mkdir(parents=True, exist_ok=True)
+        for name, graph in (("f", graphs.f), ("h", graphs.h)):
+            files.atomic_write_bytes(args.extract / f"{name}.onnx", graph)
+        print(
+            f"graphs: {args.extract / 'f.onnx'} {args.extract / 'h.onnx'} "
+            f"(stream_norm_prior {graphs.stream_norm_prior:g}, "
+            f"h input {graphs.metadata.get('miner_in_size', '64,64')})"
+        )
+        return 0
+    from laecips_core.algo.frames import DEFAULT_STREAM_NORM_PRIOR
+    from laecips_core.training.onnx_bundle import bundle_with_onnx
+
+    try:
+        height, width = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--size must be HxW in pixels (e.g. 480x640), got {args.size!r}") from None
+    prior = DEFAULT_STREAM_NORM_PRIOR if args.stream_norm_prior is None else args.stream_norm_prior
+    out = args.out or args.bundle.with_name(f"{args.bundle.stem}-onnx{args.bundle.suffix}")
+    data = bundle_with_onnx(bundle_loading.load_bundle(args.bundle), prior, (height, width))
+    files.atomic_write_bytes(out, data)
+    digest = files.sha256_bytes(data)
+    print(f"bundle with ONNX graphs: {out} ({len(data) / 2**20:.1f} MiB, sha256 {digest})")
+    if args.key is not None:
+        print(f"signature: {signing.write_signature(out, signing.sign_digest(args.key, digest))}")
+    return 0
+
+
 BUILTIN_COMMANDS: tuple[Callable[[Any], None], ...] = (
     _add_eval,
     _add_record_bag,
     _add_pretrain,
     _add_keygen,
     _add_sign,
+    _add_export_onnx,
 )
 
 

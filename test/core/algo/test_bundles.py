@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 from bundle_helpers import write_tiny_bundle
-from laecips_core.algo.bundles import DEFAULT_MINER_IN_SIZE, build_models, miner_in_size
+from laecips_core.algo.bundles import build_models
 from laecips_core.algo.mining import MinerNet
 from laecips_core.algo.models import EdgeSegmenter, build_edge_model
-from laecips_core.algo.state import Bundle
+from laecips_core.algo.state import DEFAULT_MINER_IN_SIZE, Bundle, miner_in_size
 from laecips_core.errors import WeightsError
 from laecips_core.storage.bundle_loading import load_bundle, parse_bundle
 from laecips_core.storage.weights import serialize_bundle

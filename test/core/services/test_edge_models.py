@@ -127,3 +127,49 @@ def test_operator_paths_are_checked_cheaply_and_loaded_like_updates(tmp_path: Pa
     newer = transport.ModelAnnouncement(4, "a" * 64, "", "t", "", "tiny_fcn", M, 1.0)
     with pytest.raises(WeightsError, match="no Zenoh session"):
         prepare_request(None, cfg, slot, newer)
+
+
+@pytest.fixture(scope="module")
+def onnx_bundle(tmp_path_factory) -> Path:
+    from bundle_helpers import add_onnx_graphs
+
+    folder = tmp_path_factory.mktemp("lean")
+    return add_onnx_graphs(bundle(folder / "v3.safetensors", 3, label=4))
+
+
+def test_onnxruntime_with_a_bundles_graphs_runs_the_lean_predictor(onnx_bundle: Path, tmp_path: Path):
+    from laecips_core.algo.onnx_predictor import OnnxEdgePredictor
+    from laecips_core.algo.predictor import EdgePredictor
+
+    lean = load_candidate(edge_cfg(backend="onnxruntime"), onnx_bundle, origin="operator")
+    assert isinstance(lean.predictor, OnnxEdgePredictor) and lean.version == 3
+    assert np.all(np.asarray(lean.predictor.predict(RGB).labels) == 4)
+    # backend torch, another prior or a baseline miner: torch's predictor (it is installed here)
+    for changes in ({"backend": "torch"}, {"backend": "onnxruntime", "stream_norm_prior": 0.0}):
+        candidate = load_candidate(edge_cfg(**changes), onnx_bundle, origin="operator")
+        assert isinstance(candidate.predictor, EdgePredictor)
+    # the graphs are verified like the tensors: a trusted key needs the bundle's signature
+    private, public = signing.generate_keypair(tmp_path / "keys")
+    signed = tmp_path / "signed.safetensors"
+    signed.write_bytes(onnx_bundle.read_bytes())
+    cfg = edge_cfg(backend="onnxruntime", trusted_public_key=str(public))
+    signing.write_signature(signed, signing.sign_digest(private, "0" * 64))
+    with pytest.raises(WeightsError, match="signature"):
+        load_candidate(cfg, signed, origin="operator")
+    signing.write_signature(signed, signing.sign_digest(private, files.sha256_file(signed)))
+    assert isinstance(load_candidate(cfg, signed, origin="operator").predictor, OnnxEdgePredictor)
+
+
+def test_without_torch_the_edge_says_what_it_needs(onnx_bundle: Path, tmp_path: Path, monkeypatch):
+    from laecips_core.services import edge_models
+
+    monkeypatch.setattr(edge_models, "torch_available", lambda: False)
+    with pytest.raises(WeightsError, match="stream_norm_prior 16.0 but this node sets 0"):
+        load_candidate(edge_cfg(backend="onnxruntime", stream_norm_prior=0.0), onnx_bundle, origin="operator")
+    with pytest.raises(WeightsError, match="miner is 'mess'"):
+        load_candidate(edge_cfg(backend="onnxruntime", miner="mess"), onnx_bundle, origin="operator")
+    plain = bundle(tmp_path / "plain.safetensors", 2, label=1)
+    with pytest.raises(WeightsError, match="carries no ONNX graphs.*laecips export-onnx"):
+        load_candidate(edge_cfg(backend="onnxruntime"), plain, origin="operator")
+    with pytest.raises(ConfigError, match="torch is not installed.*edge_model.path"):
+        untrained_candidate(edge_cfg(backend="onnxruntime"))

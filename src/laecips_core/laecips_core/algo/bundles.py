@@ -2,32 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from laecips_core.algo.mining import MinerNet
 from laecips_core.algo.models import EdgeSegmenter, build_edge_model
-from laecips_core.algo.state import Bundle, apply_bundle
+from laecips_core.algo.state import Bundle, apply_bundle, miner_in_size
 from laecips_core.errors import ConfigError, WeightsError
-
-DEFAULT_MINER_IN_SIZE: tuple[int, int] = (64, 64)
-"""in_size of MinerNet h when a bundle's metadata does not say (mining.MinerNet's default)."""
-
-
-def miner_in_size(metadata: Mapping[str, str]) -> tuple[int, int]:
-    """Read h's input size from bundle metadata ("miner_in_size": "[64, 64]", "64x64" or "64,64").
-
-    Raises:
-        WeightsError: the value is not two integers.
-    """
-    raw = metadata.get("miner_in_size")
-    if not raw:
-        return DEFAULT_MINER_IN_SIZE
-    text = raw.strip().strip("[]()").replace("x", ",")
-    try:
-        height, width = (int(v) for v in text.split(","))
-    except ValueError as err:
-        raise WeightsError(f"bundle metadata miner_in_size={raw!r} is not 'H,W'") from err
-    return height, width
 
 
 def build_models(bundle: Bundle) -> tuple[EdgeSegmenter, MinerNet]:

@@ -3,14 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import NamedTuple
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from laecips_core.errors import WeightsError
 
-StateDict = dict[str, torch.Tensor]
+if TYPE_CHECKING:  # torch only for types: reading a bundle's metadata and ONNX graphs needs no torch
+    import torch
+    from torch import nn
+
+StateDict: TypeAlias = "dict[str, torch.Tensor]"
+
+
+DEFAULT_MINER_IN_SIZE: tuple[int, int] = (64, 64)
+"""in_size of MinerNet h when a bundle's metadata does not say (mining.MinerNet's default)."""
+
+
+def miner_in_size(metadata: Mapping[str, str]) -> tuple[int, int]:
+    """Read h's input size from bundle metadata ("miner_in_size": "[64, 64]", "64x64" or "64,64").
+
+    Raises:
+        WeightsError: the value is not two integers.
+    """
+    raw = metadata.get("miner_in_size")
+    if not raw:
+        return DEFAULT_MINER_IN_SIZE
+    text = raw.strip().strip("[]()").replace("x", ",")
+    try:
+        height, width = (int(v) for v in text.split(","))
+    except ValueError as err:
+        raise WeightsError(f"bundle metadata miner_in_size={raw!r} is not 'H,W'") from err
+    return height, width
 
 
 class Bundle(NamedTuple):
@@ -21,11 +43,14 @@ class Bundle(NamedTuple):
         h_state: hard-input miner h (``MinerNet``), names without the "h." prefix; empty when the bundle
             carries no miner network (e.g. a MESS/SM/SPP miner).
         metadata: safetensors string metadata; always has model_name, num_classes, version, format.
+        onnx: ONNX graphs of f and h ({"f": bytes, "h": bytes}) when the trainer exported them, else
+            empty (``storage.weights.serialize_bundle``).
     """
 
     f_state: StateDict
     h_state: StateDict
     metadata: dict[str, str]
+    onnx: Mapping[str, bytes] = {}
 
     @property
     def version(self) -> int:

@@ -1,17 +1,21 @@
 """The edge's f and h (the paper's f and h), and Algorithm 2's model update on the robot.
 
-``load_candidate`` verifies a safetensors bundle (sha256, Ed25519 signature, architecture, M) and builds
-new instances of f and h from it; ``ModelSlot`` swaps it in between two frames; ``check_update`` /
-``prepare_update`` decide which announced versions to take (versions only go up) and fetch + verify
-one; ``check_operator_path`` / ``OperatorLoad`` / ``prepare_request``: an operator's runtime
-edge_model.path is only checked on the parameter callback, then verified and loaded by the same update
-worker (and swapped the same way) as an announced update.
+``load_candidate`` verifies a safetensors bundle (sha256, Ed25519 signature, architecture, M) and
+builds new instances of f and h from it: with backend onnxruntime and a bundle that carries ONNX
+graphs, the lean ``OnnxEdgePredictor`` (no torch imported); otherwise torch's ``EdgePredictor``.
+``ModelSlot`` swaps it in between two frames; ``check_update`` / ``prepare_update`` decide which
+announced versions to take (versions only go up) and fetch + verify one; ``check_operator_path`` /
+``OperatorLoad`` / ``prepare_request``: an operator's runtime edge_model.path is only checked on the
+parameter callback, then verified and loaded by the same update worker (and swapped the same way) as
+an announced update.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +23,7 @@ import zenoh
 
 from laecips_core import files, transport
 from laecips_core.algo import state
-from laecips_core.algo.predictor import EdgePredictor
+from laecips_core.algo.frames import FramePredictor
 from laecips_core.errors import ConfigError, WeightsError
 from laecips_core.services.edge_config import EdgeConfig
 from laecips_core.storage import bundle_loading, signing, weight_store
@@ -32,21 +36,21 @@ class ModelCandidate:
     """A verified f + h, ready to be swapped in between frames.
 
     Attributes:
-        predictor: EdgePredictor over new instances of f and h.
+        predictor: EdgePredictor over new instances of f and h, or OnnxEdgePredictor over ONNX graphs.
         version: Bundle version (0 = untrained f).
         sha256: Hex digest of the bundle file ("" for the untrained f).
         path: Bundle file ("" for the untrained f).
         origin: "start", "operator", "update" or "untrained" (for logs).
     """
 
-    predictor: EdgePredictor
+    predictor: FramePredictor
     version: int
     sha256: str
     path: str
     origin: str
 
 
-def build_predictor(cfg: EdgeConfig, bundle: state.Bundle | None) -> EdgePredictor:
+def build_predictor(cfg: EdgeConfig, bundle: state.Bundle | None) -> FramePredictor:
     """New instances of f and h, with the bundle's weights (strictly), wrapped in an EdgePredictor.
 
     Args:
@@ -56,9 +60,15 @@ def build_predictor(cfg: EdgeConfig, bundle: state.Bundle | None) -> EdgePredict
     Raises:
         WeightsError: The bundle does not fit f/h, or carries no h while miner=neural.
     """
+    if not torch_available():
+        raise ConfigError(
+            "torch is not installed, so this edge runs only a bundle's ONNX graphs: set backend to "
+            "onnxruntime and edge_model.path to a bundle that carries them (`laecips export-onnx`)"
+        )
     from laecips_core.algo.bundles import build_models
     from laecips_core.algo.mining import MinerNet, NeuralMiner, build_miner
     from laecips_core.algo.models import build_edge_model, has_pretrained_backbone
+    from laecips_core.algo.predictor import EdgePredictor
 
     if bundle is None:
         f = build_edge_model(
@@ -131,23 +141,101 @@ def load_candidate(
                 f"{path} was announced for robot {record[0]['robot_id']!r}, not {cfg.robot_id!r}; "
                 "do not load another robot's weights"
             )
-    bundle = bundle_loading.load_bundle(
-        path,
-        expected_sha256=expected_sha256,
-        public_key=key,
-        signature=signature if key is not None else None,
+    metadata = bundle_loading.read_bundle_metadata(path)
+    if use_onnx_graphs(cfg, metadata):
+        graphs = bundle_loading.load_onnx_graphs(
+            path,
+            expected_sha256=expected_sha256,
+            public_key=key,
+            signature=signature if key is not None else None,
+        )
+        _check_bundle_fits(cfg, graphs.metadata, expected_version)
+        predictor: FramePredictor = lean_predictor(cfg, graphs)
+        version = graphs.version
+    else:
+        bundle = bundle_loading.load_bundle(
+            path,
+            expected_sha256=expected_sha256,
+            public_key=key,
+            signature=signature if key is not None else None,
+        )
+        _check_bundle_fits(cfg, bundle.metadata, expected_version)
+        predictor, version = build_predictor(cfg, bundle), bundle.version
+    digest = expected_sha256 or files.sha256_file(path)
+    return ModelCandidate(predictor, version, digest, str(path), origin)
+
+
+def torch_available() -> bool:
+    """Whether torch can be imported here (a lean robot install has ONNX Runtime only)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # a broken or blocked torch counts as none
+        return False
+
+
+def use_onnx_graphs(cfg: EdgeConfig, metadata: Mapping[str, str]) -> bool:
+    """Whether a bundle runs as its ONNX graphs (no torch): backend onnxruntime, a bundle that carries
+    them, miner neural and the same stream_norm_prior f's graph was exported with.
+
+    Otherwise torch's EdgePredictor runs it (exporting f itself for onnxruntime); without torch that is
+    an error saying what to change.
+
+    Raises:
+        WeightsError: torch is missing and the bundle cannot run as ONNX graphs here.
+    """
+    if cfg.backend != "onnxruntime":
+        return False
+    why = ""
+    if not bundle_loading.has_onnx(metadata):
+        why = "carries no ONNX graphs (add them with `laecips export-onnx`)"
+    elif cfg.miner != "neural":
+        why = f"has ONNX graphs for the neural miner h, but miner is {cfg.miner!r}"
+    else:
+        try:
+            exported = float(metadata["onnx_stream_norm_prior"])
+        except ValueError:
+            exported = float("nan")
+        if exported != cfg.stream_norm_prior:
+            why = (
+                f"has f's graph for stream_norm_prior {metadata['onnx_stream_norm_prior']} but this node "
+                f"sets {cfg.stream_norm_prior:g} (set it to match, or export again with --stream-norm-prior)"
+            )
+    if not why:
+        return True
+    if torch_available():
+        return False
+    raise WeightsError(f"the bundle {why}; without torch this edge runs a bundle's ONNX graphs only")
+
+
+def lean_predictor(cfg: EdgeConfig, graphs: bundle_loading.OnnxGraphs) -> FramePredictor:
+    """OnnxEdgePredictor over a verified bundle's graphs of f and h (no torch)."""
+    from laecips_core.algo.onnx_predictor import OnnxEdgePredictor
+
+    return OnnxEdgePredictor(
+        graphs.f,
+        graphs.h,
+        num_classes=int(graphs.metadata["num_classes"]),
+        miner_in_size=state.miner_in_size(graphs.metadata),
+        input_size=cfg.input_size,
+        version=graphs.version,
     )
-    if bundle.model_name != cfg.edge_model_name or bundle.num_classes != cfg.num_classes:
+
+
+def _check_bundle_fits(cfg: EdgeConfig, metadata: Mapping[str, str], expected_version: int | None) -> None:
+    name, num_classes, version = (
+        metadata["model_name"],
+        int(metadata["num_classes"]),
+        int(metadata["version"]),
+    )
+    if name != cfg.edge_model_name or num_classes != cfg.num_classes:
         raise WeightsError(
-            f"bundle is {bundle.model_name} with M={bundle.num_classes} but this node runs "
+            f"bundle is {name} with M={num_classes} but this node runs "
             f"{cfg.edge_model_name} with M={cfg.num_classes}: pick a matching bundle"
         )
-    if expected_version is not None and bundle.version != expected_version:
+    if expected_version is not None and version != expected_version:
         raise WeightsError(
-            f"bundle metadata says version {bundle.version} but it was announced as {expected_version}"
+            f"bundle metadata says version {version} but it was announced as {expected_version}"
         )
-    digest = expected_sha256 or files.sha256_file(path)
-    return ModelCandidate(build_predictor(cfg, bundle), bundle.version, digest, str(path), origin)
 
 
 class ModelSlot:

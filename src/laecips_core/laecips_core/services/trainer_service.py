@@ -24,6 +24,7 @@ from typing import Any
 import zenoh
 
 from laecips_core import transport
+from laecips_core.algo.frames import DEFAULT_STREAM_NORM_PRIOR
 from laecips_core.algo.model_constants import DEFAULT_EDGE_MODEL
 from laecips_core.algo.models import edge_model_registry
 from laecips_core.errors import ConfigError, LaecipsError, WeightsError
@@ -75,6 +76,10 @@ class TrainerNodeConfig(ZenohFields):
             <weights_dir>/keys/trainer.key,
             created on first start; give the edges <weights_dir>/keys/trainer.pub).
         signer: Name of the key carried in the announcements.
+        export_onnx: Ship ONNX graphs of f and h inside each new bundle (signed with it), so a lean
+            edge (backend onnxruntime) runs them without torch (``algo.onnx_export``).
+        onnx_stream_norm_prior: N of ``streamnorm`` baked into f's ONNX graph; the lean edge runs the
+            graphs only when its stream_norm_prior is the same.
         lr: Learning rate eta (Eq. 13, 14); defaults of this and the next fields are TrainerConfig's,
             the same the evaluation and the demo use.
         epochs: Epochs per update.
@@ -108,6 +113,8 @@ class TrainerNodeConfig(ZenohFields):
     edge_model_path: str = ""
     signing_key: str = ""
     signer: str = "laecips-trainer"
+    export_onnx: bool = True
+    onnx_stream_norm_prior: float = DEFAULT_STREAM_NORM_PRIOR
     lr: float = _DEFAULTS.lr
     epochs: int = _DEFAULTS.epochs
     batch_size: int = _DEFAULTS.batch_size
@@ -182,6 +189,15 @@ TRAINER_PARAMS: tuple[ParamSpec, ...] = (
     *SERVER_EDGE_MODEL_PARAMS,
     ParamSpec("signing_key", "signing_key", "Ed25519 private key (PEM); '' = <weights_dir>/keys/trainer.key"),
     ParamSpec("signer", "signer", "name of the signing key carried in announcements"),
+    ParamSpec("export_onnx", "export_onnx", "ship ONNX graphs of f and h in each bundle", mutable=True),
+    ParamSpec(
+        "onnx_stream_norm_prior",
+        "onnx_stream_norm_prior",
+        "stream_norm_prior N baked into f's ONNX graph (lean edges must use the same)",
+        0.0,
+        1e6,
+        True,
+    ),
     ParamSpec("lr", "lr", "learning rate eta of Eq. 13 and 14", 1e-8, 10.0, True),
     ParamSpec("epochs", "epochs", "epochs per update", 1, 10000, True),
     ParamSpec("batch_size", "batch_size", "frames per optimiser step", 1, 4096, True),
@@ -426,6 +442,8 @@ class TrainerService:
             "--result", str(folder / "result.json"),
             "--threads", str(cfg.train_threads),
         ]  # fmt: skip
+        if cfg.export_onnx:
+            argv += ["--onnx-prior", repr(float(cfg.onnx_stream_norm_prior))]
         with open(folder / "job.log", "ab") as log:
             popen = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -12,21 +12,21 @@ import json
 import struct
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from laecips_core import classes
 from laecips_core.algo.state import Bundle
 from laecips_core.errors import ConfigError, WeightsError
 from laecips_core.files import StrPath, read_limited, sha256_bytes
-from laecips_core.storage.signing import verify_bundle_signature
-from laecips_core.storage.weights import (
+from laecips_core.storage.bundle_format import (
     BUNDLE_FORMAT,
     MAX_HEADER_BYTES,
+    ONNX_PREFIX,
     REQUIRED_METADATA,
     check_metadata,
-    load_tensors,
     parse_header_metadata,
 )
+from laecips_core.storage.signing import verify_bundle_signature
 
 MAX_BUNDLE_BYTES = 512 * 1024 * 1024
 """Largest bundle file ``load_bundle`` reads by default (bytes); a longer file is refused after max + 1."""
@@ -92,15 +92,22 @@ def bundle_class_names(path: StrPath | None, metadata: Mapping[str, str]) -> lis
     return None
 
 
-def parse_bundle(
+def verify_bundle_bytes(
     data: bytes | bytearray | memoryview,
     *,
     expected_sha256: str | None = None,
     public_key: StrPath | bytes | None = None,
     signature: str | None = None,
     source: str = "bundle",
-) -> Bundle:
-    """Verify and decode bundle bytes (e.g. received over Zenoh); see ``load_bundle``."""
+) -> dict[str, str]:
+    """Check bundle bytes before anything is decoded: SHA-256, Ed25519 signature, format, metadata.
+
+    Returns:
+        The bundle's string metadata.
+
+    Raises:
+        WeightsError: wrong hash, bad signature (or one for other metadata), not a bundle.
+    """
     digest = sha256_bytes(data)
     if expected_sha256 is not None and digest != expected_sha256.lower():
         raise WeightsError(
@@ -135,13 +142,111 @@ def parse_bundle(
                 f"but its signed announcement says {signed['model_name']} v{signed['version']} "
                 f"M={signed['num_classes']}; do not load it"
             )
+    return metadata
+
+
+def parse_bundle(
+    data: bytes | bytearray | memoryview,
+    *,
+    expected_sha256: str | None = None,
+    public_key: StrPath | bytes | None = None,
+    signature: str | None = None,
+    source: str = "bundle",
+) -> Bundle:
+    """Verify and decode bundle bytes (e.g. received over Zenoh) into torch tensors; see ``load_bundle``."""
+    from laecips_core.storage.weights import load_tensors  # torch: only here, not for ONNX-only readers
+
+    metadata = verify_bundle_bytes(
+        data, expected_sha256=expected_sha256, public_key=public_key, signature=signature, source=source
+    )
     tensors = load_tensors(data, source)
     f_state = {k[2:]: v for k, v in tensors.items() if k.startswith("f.")}
     h_state = {k[2:]: v for k, v in tensors.items() if k.startswith("h.")}
-    stray = [k for k in tensors if not k.startswith(("f.", "h."))]
+    onnx = {
+        k[len(ONNX_PREFIX) :]: v.numpy().tobytes() for k, v in tensors.items() if k.startswith(ONNX_PREFIX)
+    }
+    stray = [k for k in tensors if not k.startswith(("f.", "h.", ONNX_PREFIX))]
     if stray or not f_state:
         raise WeightsError(f"{source} holds no f.* tensors or unexpected names {stray[:5]}")
-    return Bundle(f_state, h_state, metadata)
+    return Bundle(f_state, h_state, metadata, onnx)
+
+
+class OnnxGraphs(NamedTuple):
+    """The ONNX graphs of f and h from a verified bundle, for the lean edge (no torch).
+
+    Attributes:
+        f: ONNX graph of f (with its per-frame BatchNorm statistics at ``stream_norm_prior``).
+        h: ONNX graph of the miner network h at its input size (``miner_in_size`` in the metadata).
+        metadata: the bundle's string metadata.
+    """
+
+    f: bytes
+    h: bytes
+    metadata: dict[str, str]
+
+    @property
+    def version(self) -> int:
+        """Model version of the bundle."""
+        return int(self.metadata["version"])
+
+    @property
+    def stream_norm_prior(self) -> float:
+        """N of ``streamnorm`` the f graph was exported with."""
+        return float(self.metadata["onnx_stream_norm_prior"])
+
+
+def has_onnx(metadata: Mapping[str, str]) -> bool:
+    """Whether a bundle's metadata says it carries ONNX graphs of f and h."""
+    return metadata.get("onnx") == "f,h" and "onnx_stream_norm_prior" in metadata
+
+
+def load_onnx_graphs(
+    path: StrPath,
+    *,
+    expected_sha256: str | None = None,
+    public_key: StrPath | bytes | None = None,
+    signature: str | None = None,
+    max_bytes: int = MAX_BUNDLE_BYTES,
+) -> OnnxGraphs:
+    """Read a bundle's ONNX graphs of f and h, verified like ``load_bundle`` (hash, signature, format).
+
+    Needs numpy and safetensors only, not torch: this is how the lean edge takes weights.
+
+    Raises:
+        WeightsError: what ``load_bundle`` raises, or the bundle carries no ONNX graphs (export them
+            with ``laecips export-onnx`` or let the trainer ship them).
+    """
+    from safetensors import SafetensorError
+    from safetensors.numpy import load as np_load
+
+    try:
+        data = read_limited(path, max_bytes)
+    except WeightsError as err:
+        raise WeightsError(f"cannot read bundle {path}: {err}") from err
+    source = str(path)
+    metadata = verify_bundle_bytes(
+        data, expected_sha256=expected_sha256, public_key=public_key, signature=signature, source=source
+    )
+    if not has_onnx(metadata):
+        raise WeightsError(
+            f"{source} carries no ONNX graphs of f and h; add them with `laecips export-onnx {source}` "
+            "or use backend torch"
+        )
+    try:
+        arrays = np_load(bytes(data))
+    except (SafetensorError, ValueError, RuntimeError, TypeError, OverflowError) as err:
+        raise WeightsError(f"{source} is not a valid safetensors file: {err}") from err
+    graphs = {key: arrays.get(f"{ONNX_PREFIX}{key}") for key in ("f", "h")}
+    try:
+        float(metadata["onnx_stream_norm_prior"])
+    except ValueError as err:
+        raise WeightsError(f"{source}: onnx_stream_norm_prior is not a number") from err
+    f_graph, h_graph = graphs["f"], graphs["h"]
+    if f_graph is None or h_graph is None or f_graph.dtype != "uint8" or h_graph.dtype != "uint8":
+        raise WeightsError(
+            f"{source} says it carries ONNX graphs but onnx.f / onnx.h are missing or not bytes"
+        )
+    return OnnxGraphs(f_graph.tobytes(), h_graph.tobytes(), metadata)
 
 
 def load_bundle(

@@ -9,9 +9,6 @@ writes are ``laecips_core.files``.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import re
-import struct
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,12 +21,14 @@ from torch import nn
 from laecips_core.algo.state import StateDict
 from laecips_core.errors import ConfigError, WeightsError, error_reason
 from laecips_core.files import StrPath, atomic_write_bytes, sha256_bytes
-
-BUNDLE_FORMAT = "laecips-bundle/1"
-MODEL_FORMAT = "laecips-model/1"
-REQUIRED_METADATA = ("model_name", "num_classes", "version")
-MAX_HEADER_BYTES = 16 * 1024 * 1024
-
+from laecips_core.storage.bundle_format import (
+    BUNDLE_FORMAT,
+    MODEL_FORMAT,
+    ONNX_PREFIX,
+    REQUIRED_METADATA,
+    check_metadata,
+    parse_header_metadata,
+)
 
 # ------------------------------------------------------------------------------------- files, hashes
 
@@ -45,45 +44,6 @@ def _as_state(module_or_state: nn.Module | Mapping[str, torch.Tensor] | None) ->
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
 
 
-def check_metadata(metadata: Mapping[str, object], required: tuple[str, ...]) -> dict[str, str]:
-    """Metadata as strings, with the required keys present and num_classes/version plain integers.
-
-    Raises:
-        ConfigError: a required key is missing or an integer field is malformed.
-    """
-    missing = [key for key in required if key not in metadata]
-    if missing:
-        raise ConfigError(f"bundle metadata lacks {missing}; give model_name, num_classes and version")
-    out = {str(k): str(v) for k, v in metadata.items()}
-    for key in ("num_classes", "version"):
-        # ASCII digits, at most 18: int() of it never fails (Python refuses > 4300 digits) and fits int64
-        if key in out and not re.fullmatch(r"[0-9]{1,18}", out[key]):
-            raise ConfigError(
-                f"metadata {key} must be a non-negative integer (<= 18 digits), got {out[key][:40]!r}"
-            )
-    return out
-
-
-def parse_header_metadata(data: bytes | bytearray | memoryview, source: str) -> dict[str, str]:
-    """Read the ``__metadata__`` object of a safetensors byte string (8-byte little-endian header size)."""
-    if len(data) < 8:
-        raise WeightsError(f"{source} is not a safetensors file (only {len(data)} bytes)")
-    (size,) = struct.unpack("<Q", bytes(data[:8]))
-    if size > MAX_HEADER_BYTES or 8 + size > len(data):
-        raise WeightsError(f"{source} has a corrupt safetensors header (size {size}); re-download the file")
-    try:
-        header = json.loads(bytes(data[8 : 8 + size]))
-    except (RecursionError, ValueError) as err:  # ValueError covers JSONDecodeError, UnicodeDecodeError
-        raise WeightsError(f"{source} has a corrupt safetensors header: {error_reason(err)}") from err
-    meta = header.get("__metadata__", {}) if isinstance(header, dict) else {}
-    if not isinstance(meta, dict):
-        raise WeightsError(f"{source} has a malformed __metadata__ entry")
-    try:
-        return {str(k): str(v) for k, v in meta.items()}
-    except RecursionError as err:  # a value nested just below json's limit
-        raise WeightsError(f"{source} has a malformed __metadata__ entry: {error_reason(err)}") from err
-
-
 def load_tensors(data: bytes | bytearray | memoryview, source: str) -> StateDict:
     """Decode safetensors bytes into tensors (raises WeightsError naming ``source`` when invalid)."""
     try:
@@ -97,6 +57,7 @@ def serialize_bundle(
     f: nn.Module | Mapping[str, torch.Tensor],
     h: nn.Module | Mapping[str, torch.Tensor] | None,
     metadata: Mapping[str, object],
+    onnx: Mapping[str, bytes] | None = None,
 ) -> bytes:
     """Serialise f and h into one safetensors byte string ("f." / "h." prefixes, string metadata).
 
@@ -106,6 +67,9 @@ def serialize_bundle(
         metadata: must contain model_name, num_classes, version; other keys (miner_in_size, miner_name,
             parent_version, train_report, ...) are kept as strings. ``format`` and ``created`` (UTC ISO
             8601) are added when absent.
+        onnx: ONNX graphs of f and h (``onnx_export.onnx_graphs``: {"f": bytes, "h": bytes}), stored as
+            uint8 tensors "onnx.f" / "onnx.h" so the file's SHA-256 and signature cover them; the lean
+            edge runs them without torch. Give metadata["onnx_stream_norm_prior"] with them.
 
     Returns:
         The bundle file's bytes.
@@ -120,6 +84,17 @@ def serialize_bundle(
     tensors.update({f"h.{k}": v for k, v in _as_state(h).items()})
     if not any(k.startswith("f.") for k in tensors):
         raise ConfigError("f has no tensors; pass the edge model or its state dict")
+    if onnx:
+        if set(onnx) != {"f", "h"} or "onnx_stream_norm_prior" not in meta:
+            raise ConfigError(
+                "ONNX exports go into a bundle as both graphs {'f', 'h'} with metadata onnx_stream_norm_prior"
+            )
+        for key, graph in sorted(onnx.items()):
+            tensors[f"{ONNX_PREFIX}{key}"] = torch.frombuffer(bytearray(graph), dtype=torch.uint8)
+        meta["onnx"] = "f,h"
+    else:  # metadata copied from a parent bundle must not claim graphs this file lacks
+        meta.pop("onnx", None)
+        meta.pop("onnx_stream_norm_prior", None)
     return st_save(tensors, metadata=meta)
 
 
@@ -128,13 +103,14 @@ def save_bundle(
     f: nn.Module | Mapping[str, torch.Tensor],
     h: nn.Module | Mapping[str, torch.Tensor] | None,
     metadata: Mapping[str, object],
+    onnx: Mapping[str, bytes] | None = None,
 ) -> str:
-    """Write f and h to ONE safetensors file atomically (see ``serialize_bundle``).
+    """Write f and h (and their ONNX graphs) to ONE safetensors file atomically (see ``serialize_bundle``).
 
     Returns:
         Hex SHA-256 of the written file (what ModelUpdate carries and ``sign_digest`` signs).
     """
-    data = serialize_bundle(f, h, metadata)
+    data = serialize_bundle(f, h, metadata, onnx)
     atomic_write_bytes(path, data)
     return sha256_bytes(data)
 

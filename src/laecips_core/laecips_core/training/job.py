@@ -17,13 +17,14 @@ import numpy as np
 from laecips_core.algo.bundles import build_models
 from laecips_core.errors import ConfigError, LaecipsError, WeightsError
 from laecips_core.files import atomic_write_bytes, sha256_bytes
-from laecips_core.storage.bundle_loading import load_bundle
+from laecips_core.storage.bundle_loading import load_bundle, parse_bundle
 from laecips_core.storage.jobspec import JobSpec
 from laecips_core.storage.replay import ReplayBuffer
 from laecips_core.storage.weight_store import WeightStore
 from laecips_core.storage.weights import serialize_bundle
 from laecips_core.training.adaptation import ContinualTrainer
 from laecips_core.training.fit import plot_report
+from laecips_core.training.onnx_bundle import bundle_with_onnx
 
 _REPLAY_READ_MAXSIZE = 10**9
 """maxsize of the trainer's handle on the buffer: it never appends, so this bound never applies."""
@@ -78,13 +79,15 @@ def load_validation_bag(path: str | os.PathLike[str]) -> tuple[list[np.ndarray],
     return images, labels
 
 
-def run_job(spec: JobSpec) -> dict[str, Any]:
+def run_job(spec: JobSpec, onnx_prior: float | None = None) -> dict[str, Any]:
     """Train f (Eq. 13) then h (Eq. 14) on the robot's replay buffer and store the bundle if accepted.
 
     Reads at most spec.max_samples samples, trains copies of the store's newest f/h with
     ContinualTrainer (which refuses updates that do worse on held-back frames), writes the new bundle as
     version latest+1 into the WeightStore (atomic; older versions kept), and a report JSON + loss PNG.
     The buffer is NOT cleared here: the caller clears ``trained_ids`` once it has published.
+    With ``onnx_prior`` the bundle also carries ONNX graphs of the new f (with that stream_norm_prior)
+    and h, for lean edges (``onnx_bundle.bundle_with_onnx``).
 
     Returns:
         {"accepted", "version" (new or parent), "parent_version", "sha256", "path", "trained_ids",
@@ -131,6 +134,9 @@ def run_job(spec: JobSpec) -> dict[str, Any]:
             train_reason=out["reason"][:500],
         )
         data = serialize_bundle(result.f_state, result.h_state or None, metadata)
+        if onnx_prior is not None and result.h_state:
+            _progress(spec, "exporting onnx", version=version)
+            data = bundle_with_onnx(parse_bundle(data, source=f"v{version}"), onnx_prior)
         path = store.put(data, version)
         out.update(version=version, sha256=sha256_bytes(data), path=str(path))
         stem = f"v{version:08d}"
@@ -155,6 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--spec", required=True, type=Path, help="JobSpec JSON written by the trainer node")
     parser.add_argument("--result", required=True, type=Path, help="where to write the result JSON")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: keep the default)")
+    parser.add_argument(
+        "--onnx-prior",
+        type=float,
+        default=None,
+        help="also ship ONNX graphs of f (with this stream_norm_prior) and h in the bundle",
+    )
     args = parser.parse_args(argv)
     if args.threads > 0:
         import torch
@@ -162,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         spec = JobSpec.from_json(args.spec.read_text(encoding="utf-8"))
-        result = run_job(spec)
+        result = run_job(spec, args.onnx_prior)
     except (LaecipsError, OSError) as err:
         _write_json(args.result, {"error": f"{type(err).__name__}: {err}"})
         print(f"training job failed: {err}", file=sys.stderr)

@@ -288,16 +288,14 @@ def fetch_into_store(
                 "only go up; an operator rollback loads a stored file (edge_model.path) instead"
             )
         data = fetch_weights(session, robot_id, announcement, timeout_s, max_bytes=max_bytes, store=store)
-        bundle = bundle_loading.parse_bundle(
+        # header only (a lean edge has no torch to decode tensors); the loader decodes it later
+        meta = bundle_loading.verify_bundle_bytes(
             data, expected_sha256=announcement.sha256, source=f"{robot_id} v{version}"
         )
-        if (
-            bundle.model_name != model_name
-            or bundle.version != version
-            or (num_classes is not None and bundle.num_classes != num_classes)
-        ):
+        got_name, got_version, got_m = meta["model_name"], int(meta["version"]), int(meta["num_classes"])
+        if (got_name, got_version) != (model_name, version) or num_classes not in (None, got_m):
             raise WeightsError(
-                f"bundle is {bundle.model_name!r} v{bundle.version} M={bundle.num_classes}, announced as "
+                f"bundle is {got_name!r} v{got_version} M={got_m}, announced as "
                 f"{model_name!r} v{version} M={announcement.num_classes}"
             )
         try:

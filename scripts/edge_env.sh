@@ -22,5 +22,15 @@ while [[ $AMENT_PREFIX_PATH == *":$_laecips_main_venv:"* ]]; do
 done
 AMENT_PREFIX_PATH=${AMENT_PREFIX_PATH#:}
 export AMENT_PREFIX_PATH=${AMENT_PREFIX_PATH%:}
-unset TORCH_HOME
+# A parent that imported rclpy from .venv put .venv's ROS library folders on LD_LIBRARY_PATH: drop them
+# (the edge venv's own ROS wheels add theirs on start-up, ros_wheels_bootstrapper.pth)...
+_laecips_ld=""
+IFS=: read -r -a _laecips_dirs <<< "${LD_LIBRARY_PATH:-}"
+for _laecips_dir in "${_laecips_dirs[@]}"; do
+  case $_laecips_dir in "$_laecips_main_venv"/*|"") ;; *) _laecips_ld=${_laecips_ld:+$_laecips_ld:}$_laecips_dir ;; esac
+done
+export LD_LIBRARY_PATH=$_laecips_ld
+# ...and the guard of the ROS wheels' start-up hook that set them: the edge venv's hook adds its own.
+unset _ROS_WHEELS_BOOTSTRAP_COMPLETE
+unset TORCH_HOME _laecips_ld _laecips_dirs _laecips_dir
 unset _laecips_edge_root _laecips_main_venv _laecips_edge_venv

@@ -9,7 +9,7 @@
 # Run an edge node in it (laecips_msgs comes from install/, built by `bash scripts/bootstrap.sh`):
 #   bash scripts/bootstrap.sh && bash scripts/edge_venv.sh
 #   source scripts/edge_env.sh          # scripts/env.sh, then VIRTUAL_ENV/PATH/AMENT_PREFIX_PATH -> edge venv
-#   edge_node --ros-args -p backend:=onnxruntime -p bundle:=/path/to/bundle ...
+#   edge_node --ros-args -p backend:=onnxruntime -p edge_model.path:=BUNDLE ...  (a bundle with ONNX graphs)
 # (`source scripts/edge_env.sh` takes the venv from $LAECIPS_EDGE_VENV when DIR is not the default.)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -167,3 +167,26 @@ def test_pretrain_returns_the_cached_test_profile(capsys):
     assert cli.main(["pretrain", "--profile", "test", "--no-progress"]) == 0
     path = capsys.readouterr().out.split("weights:")[1].strip()
     assert path.endswith(".safetensors") and os.path.isfile(path)
+
+
+def test_export_onnx_adds_signed_graphs_and_extracts_them_for_trtexec(tmp_path, capsys):
+    from bundle_helpers import write_tiny_bundle
+    from laecips_core.storage import bundle_loading, signing
+
+    plain = write_tiny_bundle(tmp_path / "v2.safetensors", 2, 4)
+    private, public = signing.generate_keypair(tmp_path / "keys")
+    argv = ["export-onnx", str(plain), "--size", "32x48", "--stream-norm-prior", "8", "--key", str(private)]
+    assert cli.main(argv) == 0
+    out = tmp_path / "v2-onnx.safetensors"
+    assert str(out) in capsys.readouterr().out
+    graphs = bundle_loading.load_onnx_graphs(
+        out, public_key=public, signature=signing.read_signature(out)
+    )  # the sidecar written with --key verifies
+    assert (graphs.version, graphs.stream_norm_prior) == (2, 8.0)
+    assert cli.main(["export-onnx", str(out), "--extract", str(tmp_path / "graphs")]) == 0
+    assert (tmp_path / "graphs" / "f.onnx").read_bytes() == graphs.f
+    assert (tmp_path / "graphs" / "h.onnx").read_bytes() == graphs.h
+    assert cli.main(["export-onnx", str(plain), "--extract", str(tmp_path / "none")]) == 2
+    assert "carries no ONNX graphs" in capsys.readouterr().err
+    assert cli.main(["export-onnx", str(plain), "--size", "big"]) == 2
+    assert "--size must be HxW" in capsys.readouterr().err

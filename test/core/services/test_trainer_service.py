@@ -298,7 +298,9 @@ def test_a_training_process_publishes_a_signed_fetchable_update_then_a_refusal(
         finally:
             edge.close()
         assert data == store.path(1).read_bytes()
-        assert parse_bundle(data, expected_sha256=ann.sha256).metadata["parent_version"] == "0"
+        shipped = parse_bundle(data, expected_sha256=ann.sha256)  # export_onnx is on by default
+        assert shipped.metadata["parent_version"] == "0" and set(shipped.onnx) == {"f", "h"}
+        assert float(shipped.metadata["onnx_stream_norm_prior"]) == cfg.onnx_stream_norm_prior
         assert len(state.buffer) == 0 and f"trained on {len(ids) + 4} samples" in log.text("info")
         assert service.snapshot()["robot1"]["phase"] == "idle"
         assert service.snapshot()["robot1"]["version"] == 1

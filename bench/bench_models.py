@@ -121,7 +121,7 @@ def node_frame_path(setup: EdgeSetup) -> tuple[Callable[[], object], str]:
     """The edge node's work for one camera frame without DDS, and what it builds (messages or dicts).
 
     Mirrors laecips_edge.edge_node ``_process`` and ``_publish``: Image message -> RGB, predict,
-    labels and overlay Image messages, per-class summary over ``result.probs``, a SegmentationResult.
+    labels and overlay Image messages, per-class summary over ``result.label_probs``, a SegmentationResult.
     """
     fields = imaging.rgb_to_ros_fields(setup.rgb)
     colours = imaging.palette(NUM_CLASSES)
@@ -149,10 +149,10 @@ def node_frame_path(setup: EdgeSetup) -> tuple[Callable[[], object], str]:
             get(image_msg, "step"), bytes(get(image_msg, "data")), bool(get(image_msg, "is_bigendian")),
         )  # fmt: skip
         result = setup.predictor.predict(rgb)
-        labels, probs = np.asarray(result.labels), np.asarray(result.probs)
+        labels = np.asarray(result.labels)
         labels_msg = make_image(imaging.labels_to_ros_fields(labels, NUM_CLASSES))
         overlay_msg = make_image(imaging.rgb_to_ros_fields(imaging.overlay(rgb, labels, colours, alpha=0.5)))
-        fractions, scores = class_summary(labels, probs, NUM_CLASSES)
+        fractions, scores = class_summary(labels, result.label_probs(labels), NUM_CLASSES)
         out = make_result()
         values = {"labels": labels_msg, "confidence": float(result.confidence), "num_classes": NUM_CLASSES,
                   "class_fractions": fractions.tolist(), "class_scores": scores.tolist()}  # fmt: skip

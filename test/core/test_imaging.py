@@ -179,3 +179,24 @@ def test_palette_colorize_overlay():
         imaging.overlay(img, np.zeros((3, 3), np.uint8), pal)
     with pytest.raises(ImageError, match="alpha"):
         imaging.overlay(img, labels, pal[:3], alpha=1.5)
+
+
+def test_overlay_table_gives_the_float_blend_exactly():
+    def blend(rgb: np.ndarray, labels: np.ndarray, colours: np.ndarray, alpha: float) -> np.ndarray:
+        colour = imaging.colorize(labels, colours).astype(np.float32)
+        out = rgb.astype(np.float32) * (1.0 - alpha) + colour * alpha
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+    rng = np.random.default_rng(5)
+    for num_classes in (2, 19, 256, 300):
+        colours = rng.integers(0, 256, (num_classes, 3), dtype=np.uint8)
+        for alpha in (0.0, 0.3, 0.5, 1.0):
+            rgb = rng.integers(0, 256, (23, 31, 3), dtype=np.uint8)
+            labels = rng.integers(0, num_classes, (23, 31)).astype(np.uint16)
+            if num_classes < 255:
+                labels[0, 0] = 255  # the ignore label: drawn black
+            np.testing.assert_array_equal(
+                imaging.overlay(rgb, labels, colours, alpha), blend(rgb, labels, colours, alpha)
+            )
+    with pytest.raises(ImageError, match="palette has 19 colours"):
+        imaging.overlay(rgb, np.full((23, 31), 20, np.uint8), imaging.palette(19))

@@ -25,6 +25,7 @@ from laecips_common.node_support import (
     run_node,
     set_parameters_result,
 )
+from laecips_core.algo.frames import EdgeResult
 from laecips_core.algo.thresholds import TrackingDelta
 from laecips_core.errors import ConfigError, ImageError, LaecipsError
 from laecips_core.services.edge_config import (
@@ -84,7 +85,7 @@ class _Job:
     stamp: float
     rgb: np.ndarray
     labels: np.ndarray
-    probs: np.ndarray
+    edge: EdgeResult
     confidence: float
     threshold: float
     hard: bool
@@ -394,7 +395,7 @@ class EdgeNode(Node):
             stamp=stamp,
             rgb=rgb,
             labels=np.asarray(result.labels),
-            probs=np.asarray(result.probs),
+            edge=result,
             confidence=confidence,
             threshold=float(delta),
             hard=hard,
@@ -451,7 +452,7 @@ class EdgeNode(Node):
         labels_msg = _image_msg(job.header, imaging.labels_to_ros_fields(labels, cfg.num_classes))
         blended = imaging.overlay(job.rgb, labels, self._palette, alpha=cfg.overlay_alpha)
         overlay_msg = _image_msg(job.header, imaging.rgb_to_ros_fields(blended))
-        fractions, scores = class_summary(labels, job.probs, cfg.num_classes)
+        fractions, scores = class_summary(labels, job.edge.label_probs(labels), cfg.num_classes)
         result = SegmentationResult()
         result.header = job.header
         result.labels = labels_msg

@@ -89,3 +89,19 @@ def test_check_image_and_check_prior_say_what_is_wrong():
     for bad in (-1.0, float("nan"), float("inf"), "x"):
         with pytest.raises(ConfigError, match="stream_norm_prior"):
             frames.check_prior(bad)  # type: ignore[arg-type]
+
+
+def test_label_probs_is_the_softmax_at_the_labels_without_the_planes():
+    from laecips_core.algo.predictor import torch_label_probs
+
+    rng = np.random.default_rng(6)
+    logits = (5 * rng.standard_normal((7, 12, 9))).astype(np.float32)
+    labels = rng.integers(0, 7, (12, 9)).astype(np.uint8)  # any labels (the cloud's), not only the argmax
+    expected = np.take_along_axis(frames.softmax(logits), labels[None].astype(np.intp), axis=0)[0]
+    np.testing.assert_allclose(frames.label_probs(logits, labels), expected, atol=1e-6)
+    np.testing.assert_allclose(torch_label_probs(logits, labels), expected, atol=1e-6)
+    fresh = frames.EdgeResult(labels, logits, 0.5, 0.01)
+    np.testing.assert_allclose(fresh.label_probs(labels), expected, atol=1e-6)
+    assert fresh._probs is None  # no probability planes were made for it
+    assert fresh.probs.shape == logits.shape  # once the planes exist, they are used
+    np.testing.assert_allclose(fresh.label_probs(labels), expected, atol=1e-6)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 
+import numpy as np
 from edge_helpers import M
 from laecips_core.services.edge_service import EdgeCounters, classes_json, diagnostic_values
 
@@ -39,3 +40,16 @@ def test_counters_and_diagnostics_say_what_is_wrong():
         counters.snapshot(), rate_hz=0, version=3, in_flight=0, threshold=0.4
     )
     assert warn and "encoding 'foo'" in message and values["errors"] == "1"
+
+
+def test_class_summary_fractions_and_mean_scores_per_class():
+    from laecips_core.services.edge_service import class_summary
+
+    labels = np.array([[0, 0, 2], [2, 2, 2]], np.uint8)
+    scores_at_labels = np.array([[0.5, 0.7, 0.9], [0.8, 0.6, 0.5]], np.float32)
+    fractions, scores = class_summary(labels, scores_at_labels, 4)
+    np.testing.assert_allclose(fractions, [2 / 6, 0, 4 / 6, 0])
+    np.testing.assert_allclose(scores, [0.6, 0.0, 0.7, 0.0], atol=1e-6)
+    _, none = class_summary(labels, None, 4)
+    _, mismatched = class_summary(labels, scores_at_labels[:1], 4)
+    assert not none.any() and not mismatched.any()

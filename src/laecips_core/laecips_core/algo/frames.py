@@ -204,6 +204,18 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return out
 
 
+def label_probs(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Softmax probability of each pixel's given label: (M,H,W) logits, (H,W) labels -> (H,W) float32.
+
+    ``softmax(logits)`` at ``labels`` without writing the M probability planes (one exp pass).
+    """
+    top = logits.max(axis=0)
+    total = np.exp(logits - top).sum(axis=0)
+    picked = np.take_along_axis(logits, labels[None].astype(np.intp), axis=0)[0]
+    out: np.ndarray = (np.exp(picked - top) / total).astype(np.float32, copy=False)
+    return out
+
+
 class EdgeResult:
     """What the edge computes for one frame.
 
@@ -220,7 +232,17 @@ class EdgeResult:
         version: model version of the f/h pair that produced the result.
     """
 
-    __slots__ = ("_full", "_probs", "_softmax", "compute_s", "confidence", "labels", "logits", "version")
+    __slots__ = (
+        "_full",
+        "_label_probs",
+        "_probs",
+        "_softmax",
+        "compute_s",
+        "confidence",
+        "labels",
+        "logits",
+        "version",
+    )
 
     def __init__(
         self,
@@ -232,6 +254,7 @@ class EdgeResult:
         *,
         full_logits: np.ndarray | None = None,
         softmax_fn: Callable[[np.ndarray], np.ndarray] = softmax,
+        label_probs_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] = label_probs,
     ) -> None:
         self.labels = labels
         self.logits = logits
@@ -241,6 +264,7 @@ class EdgeResult:
         self._full = logits if full_logits is None else full_logits  # (M,H,W) at the image size
         self._probs: np.ndarray | None = None
         self._softmax = softmax_fn
+        self._label_probs = label_probs_fn
 
     @property
     def probs(self) -> np.ndarray:
@@ -248,6 +272,14 @@ class EdgeResult:
         if self._probs is None:
             self._probs = self._softmax(self._full)
         return self._probs
+
+    def label_probs(self, labels: np.ndarray) -> np.ndarray:
+        """(H,W) float32: ``probs`` at each pixel's label (f's score of the edge's or the cloud's labels),
+        without the M full-resolution probability planes unless ``probs`` was already computed."""
+        if self._probs is not None:
+            out: np.ndarray = np.take_along_axis(self._probs, labels[None].astype(np.intp), axis=0)[0]
+            return out
+        return self._label_probs(self._full, labels)
 
     def __repr__(self) -> str:
         return (

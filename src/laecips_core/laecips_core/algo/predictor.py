@@ -80,6 +80,17 @@ def torch_softmax(logits: np.ndarray) -> np.ndarray:
     return out
 
 
+def torch_label_probs(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``frames.label_probs`` with torch's threads: softmax of (M,H,W) logits at (H,W) labels."""
+    with torch.inference_mode():
+        x = torch.from_numpy(logits)
+        top = x.amax(0)
+        total = torch.exp(x - top).sum(0)
+        picked = x.gather(0, torch.from_numpy(labels.astype(np.int64))[None])[0]
+        out: np.ndarray = (torch.exp(picked - top) / total).numpy()
+    return out
+
+
 def miner_network(miner: object) -> nn.Module | None:
     """Return the trainable network of a miner (``NeuralMiner.net``, or the miner if it is a Module)."""
     if isinstance(miner, nn.Module):
@@ -290,6 +301,7 @@ class EdgePredictor:
                 version=active.version,
                 full_logits=full_np[i],
                 softmax_fn=torch_softmax,
+                label_probs_fn=torch_label_probs,
             )
             for i in range(len(images))
         ]

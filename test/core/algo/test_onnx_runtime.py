@@ -60,3 +60,13 @@ def test_missing_or_corrupt_graphs_are_refused(tmp_path):
         OnnxBackend(bad)
     with pytest.raises(WeightsError, match="cannot load h"):
         OnnxBackend(b"\x00garbage", name="h")
+
+
+def test_intra_op_threads_do_not_spin_unless_asked(exports):
+    _, _, f_path, _ = exports
+    key = "session.intra_op.allow_spinning"
+    quiet = OnnxBackend(f_path, threads=2).session.get_session_options()
+    assert quiet.get_session_config_entry(key) == "0" and quiet.intra_op_num_threads == 2
+    spinning = OnnxBackend(f_path, spin=True).session.get_session_options()
+    with pytest.raises(RuntimeError, match="does not have configuration"):
+        spinning.get_session_config_entry(key)  # ONNX Runtime's default: spinning

@@ -60,6 +60,10 @@ class OnnxBackend:
         providers: ONNX Runtime execution providers, in order of preference.
         threads: intra-op threads (None: ONNX Runtime's default, one per core).
         name: what the graph is, for error messages ("f", "h"; default: the file name).
+        spin: let the intra-op threads busy-wait for work after a run (ONNX Runtime's default). Off
+            here: the edge runs f's and h's sessions back to back, and each one's spinning threads
+            took the cores from the other (2 cores, default f at 640x480: f 136 -> 94 ms and h 13 ->
+            6 ms with spinning off; docs/performance.md).
 
     Attributes:
         fixed_hw: the (H,W) the graph requires, or None when any size works.
@@ -76,6 +80,7 @@ class OnnxBackend:
         providers: Sequence[str] = ("CPUExecutionProvider",),
         threads: int | None = None,
         name: str | None = None,
+        spin: bool = False,
     ) -> None:
         try:
             import onnxruntime as ort
@@ -100,6 +105,8 @@ class OnnxBackend:
         if threads is not None:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(source, sess_options=options, providers=list(providers))
         except Exception as err:  # onnxruntime raises its own untyped Fail/InvalidGraph exceptions

@@ -288,6 +288,31 @@ class EdgeResult:
         )
 
 
+def edge_results(
+    labels: np.ndarray,
+    logits: np.ndarray,
+    full_logits: np.ndarray,
+    confidence: np.ndarray,
+    per_frame_s: float,
+    version: int,
+    **score_fns: Callable[..., np.ndarray],
+) -> list[EdgeResult]:
+    """One EdgeResult per frame of a batch: (B,H,W) labels, (B,M,h,w) logits, (B,M,H,W) logits at the
+    image size, (B,) confidences; ``score_fns``: ``softmax_fn`` / ``label_probs_fn`` of EdgeResult."""
+    return [
+        EdgeResult(
+            labels=labels[i],
+            logits=logits[i],
+            confidence=float(confidence[i]),
+            compute_s=per_frame_s,
+            version=version,
+            full_logits=full_logits[i],
+            **score_fns,
+        )
+        for i in range(len(labels))
+    ]
+
+
 @runtime_checkable
 class FramePredictor(Protocol):
     """Runs f and h on camera frames: ``algo.predictor.EdgePredictor`` (torch or ONNX Runtime from a

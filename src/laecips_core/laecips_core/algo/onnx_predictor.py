@@ -133,14 +133,4 @@ class OnnxEdgePredictor:
         full = logits if (small_h, small_w) == (height, width) else frames.resize(logits, (height, width))
         labels = frames.argmax_labels(full)
         per_frame_s = (time.perf_counter() - start) / len(images)
-        return [
-            EdgeResult(
-                labels=labels[i],
-                logits=logits[i],
-                confidence=float(confidence[i]),
-                compute_s=per_frame_s,
-                version=self._version,
-                full_logits=full[i],
-            )
-            for i in range(len(images))
-        ]
+        return frames.edge_results(labels, logits, full, confidence, per_frame_s, self._version)

@@ -21,7 +21,13 @@ from torch.nn import functional as F
 
 from laecips_core.algo import frames
 from laecips_core.algo.backends import TorchBackend, build_backend, export_onnx
-from laecips_core.algo.frames import DEFAULT_STREAM_NORM_PRIOR, EdgeResult, argmax_labels, check_prior
+from laecips_core.algo.frames import (
+    DEFAULT_STREAM_NORM_PRIOR,
+    EdgeResult,
+    argmax_labels,
+    check_prior,
+    edge_results,
+)
 from laecips_core.algo.onnx_runtime import InferenceBackend, OnnxBackend
 from laecips_core.algo.state import Bundle, apply_bundle, load_state_strict
 from laecips_core.algo.streamnorm import with_stream_norm
@@ -292,19 +298,16 @@ class EdgePredictor:
         # labels; EdgeResult.probs computes it only for a caller that asks.
         labels = argmax_labels(full_np)
         per_frame_s = (time.perf_counter() - start) / len(images)
-        return [
-            EdgeResult(
-                labels=labels[i],
-                logits=logits_np[i],
-                confidence=float(confidence[i]),
-                compute_s=per_frame_s,
-                version=active.version,
-                full_logits=full_np[i],
-                softmax_fn=torch_softmax,
-                label_probs_fn=torch_label_probs,
-            )
-            for i in range(len(images))
-        ]
+        return edge_results(
+            labels,
+            logits_np,
+            full_np,
+            confidence,
+            per_frame_s,
+            active.version,
+            softmax_fn=torch_softmax,
+            label_probs_fn=torch_label_probs,
+        )
 
     def warmup(self, height: int = 480, width: int = 640) -> float:
         """Run one black frame through f and h (first-call allocations); returns its compute_s."""

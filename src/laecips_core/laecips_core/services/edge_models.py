@@ -18,6 +18,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import zenoh
 
@@ -141,28 +142,26 @@ def load_candidate(
                 f"{path} was announced for robot {record[0]['robot_id']!r}, not {cfg.robot_id!r}; "
                 "do not load another robot's weights"
             )
-    metadata = bundle_loading.read_bundle_metadata(path)
-    if use_onnx_graphs(cfg, metadata):
-        graphs = bundle_loading.load_onnx_graphs(
-            path,
-            expected_sha256=expected_sha256,
-            public_key=key,
-            signature=signature if key is not None else None,
-        )
+    checks = _Checks(expected_sha256=expected_sha256, public_key=key, signature=signature if key else None)
+    if use_onnx_graphs(cfg, bundle_loading.read_bundle_metadata(path)):
+        graphs = bundle_loading.load_onnx_graphs(path, **checks)
         _check_bundle_fits(cfg, graphs.metadata, expected_version)
         predictor: FramePredictor = lean_predictor(cfg, graphs)
         version = graphs.version
     else:
-        bundle = bundle_loading.load_bundle(
-            path,
-            expected_sha256=expected_sha256,
-            public_key=key,
-            signature=signature if key is not None else None,
-        )
+        bundle = bundle_loading.load_bundle(path, **checks)
         _check_bundle_fits(cfg, bundle.metadata, expected_version)
         predictor, version = build_predictor(cfg, bundle), bundle.version
     digest = expected_sha256 or files.sha256_file(path)
     return ModelCandidate(predictor, version, digest, str(path), origin)
+
+
+class _Checks(TypedDict):
+    """What a bundle is verified against before it is decoded (``bundle_loading``'s keyword arguments)."""
+
+    expected_sha256: str | None
+    public_key: str | None
+    signature: str | None
 
 
 def torch_available() -> bool:

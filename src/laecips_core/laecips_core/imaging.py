@@ -390,5 +390,5 @@ def overlay(rgb: np.ndarray, labels: np.ndarray, colours: np.ndarray, alpha: flo
     index *= 768
     flat = index[..., None] + _CHANNEL_OFFSETS
     flat += rgb
-    out: np.ndarray = table[flat]
+    out: np.ndarray = np.take(table, flat)
     return out

@@ -100,6 +100,11 @@ def test_label_probs_is_the_softmax_at_the_labels_without_the_planes():
     expected = np.take_along_axis(frames.softmax(logits), labels[None].astype(np.intp), axis=0)[0]
     np.testing.assert_allclose(frames.label_probs(logits, labels), expected, atol=1e-6)
     np.testing.assert_allclose(torch_label_probs(logits, labels), expected, atol=1e-6)
+    own, top = frames.argmax_and_max(logits[None])
+    np.testing.assert_array_equal(top[0], logits.max(axis=0))
+    np.testing.assert_array_equal(own, frames.argmax_labels(logits[None]))
+    for fn in (frames.label_probs, torch_label_probs):  # with the maximum the argmax already found
+        np.testing.assert_allclose(fn(logits, labels, top[0]), expected, atol=1e-6)
     fresh = frames.EdgeResult(labels, logits, 0.5, 0.01)
     np.testing.assert_allclose(fresh.label_probs(labels), expected, atol=1e-6)
     assert fresh._probs is None  # no probability planes were made for it

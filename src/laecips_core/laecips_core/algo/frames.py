@@ -14,6 +14,7 @@ helpers where they are as fast (the input table, the argmax), so both give the s
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -183,6 +184,11 @@ def argmax_labels(scores: np.ndarray) -> np.ndarray:
     about half its time at camera sizes: the maximum over the M class planes is a fast in-order reduction,
     then each plane marks where it reaches it, the highest class first (docs/performance.md).
     """
+    return argmax_and_max(scores)[0]
+
+
+def argmax_and_max(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``argmax_labels`` and the per-pixel maximum it found, (B,H,W) float (``label_probs``'s ``top``)."""
     num_classes = scores.shape[1]
     dtype = np.uint8 if num_classes <= 255 else np.uint16
     best = scores.max(axis=1)
@@ -193,7 +199,7 @@ def argmax_labels(scores: np.ndarray) -> np.ndarray:
         np.copyto(out, dtype(c), where=hit)
     np.equal(scores[:, 0], best, out=hit)
     np.copyto(out, dtype(0), where=hit)
-    return out
+    return out, best
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -204,13 +210,15 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return out
 
 
-def label_probs(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def label_probs(logits: np.ndarray, labels: np.ndarray, top: np.ndarray | None = None) -> np.ndarray:
     """Softmax probability of each pixel's given label: (M,H,W) logits, (H,W) labels -> (H,W) float32.
 
-    ``softmax(logits)`` at ``labels`` without writing the M probability planes (one exp pass).
+    ``softmax(logits)`` at ``labels`` without writing the M probability planes (one exp pass); ``top``
+    is the per-pixel maximum of the logits when already known (``argmax_and_max``).
     """
-    top = logits.max(axis=0)
-    total = np.exp(logits - top).sum(axis=0)
+    top = logits.max(axis=0) if top is None else top
+    shifted = logits - top
+    total = np.exp(shifted, out=shifted).sum(axis=0)
     picked = np.take_along_axis(logits, labels[None].astype(np.intp), axis=0)[0]
     out: np.ndarray = (np.exp(picked - top) / total).astype(np.float32, copy=False)
     return out
@@ -234,6 +242,7 @@ class EdgeResult:
 
     __slots__ = (
         "_full",
+        "_top",
         "_label_probs",
         "_probs",
         "_softmax",
@@ -253,8 +262,9 @@ class EdgeResult:
         version: int = 0,
         *,
         full_logits: np.ndarray | None = None,
+        top: np.ndarray | None = None,
         softmax_fn: Callable[[np.ndarray], np.ndarray] = softmax,
-        label_probs_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] = label_probs,
+        label_probs_fn: Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray] = label_probs,
     ) -> None:
         self.labels = labels
         self.logits = logits
@@ -262,6 +272,7 @@ class EdgeResult:
         self.compute_s = compute_s
         self.version = version
         self._full = logits if full_logits is None else full_logits  # (M,H,W) at the image size
+        self._top = top  # (H,W) maximum of _full over the classes, when the predictor found it
         self._probs: np.ndarray | None = None
         self._softmax = softmax_fn
         self._label_probs = label_probs_fn
@@ -279,7 +290,7 @@ class EdgeResult:
         if self._probs is not None:
             out: np.ndarray = np.take_along_axis(self._probs, labels[None].astype(np.intp), axis=0)[0]
             return out
-        return self._label_probs(self._full, labels)
+        return self._label_probs(self._full, labels, self._top)
 
     def __repr__(self) -> str:
         return (
@@ -289,16 +300,19 @@ class EdgeResult:
 
 
 def edge_results(
-    labels: np.ndarray,
-    logits: np.ndarray,
     full_logits: np.ndarray,
+    logits: np.ndarray,
     confidence: np.ndarray,
-    per_frame_s: float,
+    start: float,
     version: int,
     **score_fns: Callable[..., np.ndarray],
 ) -> list[EdgeResult]:
-    """One EdgeResult per frame of a batch: (B,H,W) labels, (B,M,h,w) logits, (B,M,H,W) logits at the
-    image size, (B,) confidences; ``score_fns``: ``softmax_fn`` / ``label_probs_fn`` of EdgeResult."""
+    """One EdgeResult per frame of a batch, labelled here: (B,M,H,W) logits at the image size, (B,M,h,w)
+    at the working size, (B,) confidences, the batch's ``time.perf_counter()`` start (compute_s is the
+    time until the labels, per frame); ``score_fns``: ``softmax_fn`` / ``label_probs_fn`` of EdgeResult.
+    argmax over the logits: softmax keeps the order, so labels need no full-resolution softmax."""
+    labels, top = argmax_and_max(full_logits)
+    per_frame_s = (time.perf_counter() - start) / len(labels)
     return [
         EdgeResult(
             labels=labels[i],
@@ -307,6 +321,7 @@ def edge_results(
             compute_s=per_frame_s,
             version=version,
             full_logits=full_logits[i],
+            top=top[i],
             **score_fns,
         )
         for i in range(len(labels))

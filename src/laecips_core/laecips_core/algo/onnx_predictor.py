@@ -131,6 +131,4 @@ class OnnxEdgePredictor:
         if confidence.shape[0] != len(images):
             raise WeightsError(f"the h graph returned {confidence.shape[0]} values for {len(images)} frames")
         full = logits if (small_h, small_w) == (height, width) else frames.resize(logits, (height, width))
-        labels = frames.argmax_labels(full)
-        per_frame_s = (time.perf_counter() - start) / len(images)
-        return frames.edge_results(labels, logits, full, confidence, per_frame_s, self._version)
+        return frames.edge_results(full, logits, confidence, start, self._version)

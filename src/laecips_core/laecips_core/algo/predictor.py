@@ -24,7 +24,6 @@ from laecips_core.algo.backends import TorchBackend, build_backend, export_onnx
 from laecips_core.algo.frames import (
     DEFAULT_STREAM_NORM_PRIOR,
     EdgeResult,
-    argmax_labels,
     check_prior,
     edge_results,
 )
@@ -86,14 +85,15 @@ def torch_softmax(logits: np.ndarray) -> np.ndarray:
     return out
 
 
-def torch_label_probs(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def torch_label_probs(logits: np.ndarray, labels: np.ndarray, top: np.ndarray | None = None) -> np.ndarray:
     """``frames.label_probs`` with torch's threads: softmax of (M,H,W) logits at (H,W) labels."""
     with torch.inference_mode():
         x = torch.from_numpy(logits)
-        top = x.amax(0)
-        total = torch.exp(x - top).sum(0)
+        best = x.amax(0) if top is None else torch.from_numpy(top)
+        shifted = x - best
+        total = shifted.exp_().sum(0)  # in place: one M-plane buffer, not two
         picked = x.gather(0, torch.from_numpy(labels.astype(np.int64))[None])[0]
-        out: np.ndarray = (torch.exp(picked - top) / total).numpy()
+        out: np.ndarray = (torch.exp(picked - best) / total).numpy()
     return out
 
 
@@ -294,16 +294,11 @@ class EdgePredictor:
             if tuple(logits.shape[-2:]) != (height, width):
                 full = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
                 full_np = full.numpy()
-        # argmax over the logits: softmax keeps the order, so no full-resolution softmax is needed for
-        # labels; EdgeResult.probs computes it only for a caller that asks.
-        labels = argmax_labels(full_np)
-        per_frame_s = (time.perf_counter() - start) / len(images)
         return edge_results(
-            labels,
-            logits_np,
             full_np,
+            logits_np,
             confidence,
-            per_frame_s,
+            start,
             active.version,
             softmax_fn=torch_softmax,
             label_probs_fn=torch_label_probs,

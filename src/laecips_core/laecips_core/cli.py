@@ -396,7 +396,12 @@ def _add_export_onnx(subparsers: Any) -> None:
         default=None,
         help="N of the per-frame BatchNorm statistics in f's graph (default: the edge's default, 16)",
     )
-    p.add_argument("--size", default="480x640", help="HxW f is traced at (its size if f has no dynamic size)")
+    p.add_argument(
+        "--size",
+        default="240x320",
+        help="HxW f is traced at; an f without symbolic sizes (the default f) runs at it on the lean edge "
+        "(default: the trainer's training resolution, as the graphs it ships)",
+    )
     p.add_argument("--key", type=Path, help="Ed25519 private key: also write OUT.sig (laecips keygen's .key)")
     p.add_argument(
         "--extract",

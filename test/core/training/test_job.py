@@ -212,3 +212,27 @@ def test_training_job_reports_errors_in_its_result_file(tmp_path: Path, initial_
     error = json.loads((tmp_path / "result.json").read_text())["error"]
     assert error.startswith("WeightsError") and "empty" in error and "seed it" in error
     assert "training job failed" in done.stderr
+
+
+def test_with_onnx_prior_the_new_bundle_ships_graphs_traced_at_the_training_size(
+    tmp_path: Path, initial_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from laecips_core.storage.bundle_loading import load_onnx_graphs
+    from laecips_core.training import job
+
+    sizes: list[tuple[int, int]] = []
+    real = job.bundle_with_onnx
+
+    def recording(bundle: Any, prior: float, example_hw: tuple[int, int]) -> bytes:
+        sizes.append(tuple(example_hw))
+        return real(bundle, prior, example_hw)
+
+    monkeypatch.setattr(job, "bundle_with_onnx", recording)
+    spec = _seeded(tmp_path, initial_bundle)
+    _fill(spec, 6)
+    out = run_job(spec, onnx_prior=4.0)
+    assert out["accepted"], out["reason"]
+    graphs = load_onnx_graphs(out["path"], expected_sha256=out["sha256"])
+    assert (graphs.version, graphs.stream_norm_prior) == (1, 4.0) and sizes == [SIZE]
+    parent = load_bundle(WeightStore(spec.store_dir).path(0))
+    assert not parent.onnx  # the seed is kept as it was

@@ -19,8 +19,9 @@ from laecips_core.algo.mining import MinerNet
 from laecips_core.algo.streamnorm import with_stream_norm
 from laecips_core.errors import ConfigError
 
-EXAMPLE_HW = (480, 640)
-"""(H, W) of the example frame f is traced with (its graph has symbolic H and W where f allows)."""
+EXAMPLE_HW = (240, 320)
+"""(H, W) f is traced at when not told (the trainer's default training resolution): the graph has
+symbolic H and W where f allows, else this fixed size, which the lean edge then runs f at."""
 
 
 def onnx_graphs(

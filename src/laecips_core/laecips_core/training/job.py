@@ -87,7 +87,7 @@ def run_job(spec: JobSpec, onnx_prior: float | None = None) -> dict[str, Any]:
     version latest+1 into the WeightStore (atomic; older versions kept), and a report JSON + loss PNG.
     The buffer is NOT cleared here: the caller clears ``trained_ids`` once it has published.
     With ``onnx_prior`` the bundle also carries ONNX graphs of the new f (with that stream_norm_prior)
-    and h, for lean edges (``onnx_bundle.bundle_with_onnx``).
+    and h, for lean edges (``onnx_bundle.bundle_with_onnx``), f traced at the training resolution.
 
     Returns:
         {"accepted", "version" (new or parent), "parent_version", "sha256", "path", "trained_ids",
@@ -136,7 +136,8 @@ def run_job(spec: JobSpec, onnx_prior: float | None = None) -> dict[str, Any]:
         data = serialize_bundle(result.f_state, result.h_state or None, metadata)
         if onnx_prior is not None and result.h_state:
             _progress(spec, "exporting onnx", version=version)
-            data = bundle_with_onnx(parse_bundle(data, source=f"v{version}"), onnx_prior)
+            # traced at the training resolution: a fixed-size f graph (the default f) runs at it
+            data = bundle_with_onnx(parse_bundle(data, source=f"v{version}"), onnx_prior, cfg.input_size)
         path = store.put(data, version)
         out.update(version=version, sha256=sha256_bytes(data), path=str(path))
         stem = f"v{version:08d}"

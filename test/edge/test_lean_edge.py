@@ -1,11 +1,12 @@
 """The lean edge as an operator runs it: a venv without torch (scripts/edge_venv.sh from
 requirements-edge.txt), the edge_node console script with backend onnxruntime and a signed bundle that
 carries ONNX graphs of f and h; real DDS on loopback, real Zenoh. Its labels and confidences are those
-of torch's EdgePredictor on the same frames."""
+of torch's EdgePredictor on the same frames, and a signed update announced over Zenoh is swapped in."""
 
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from laecips_core.services.edge_service import class_summary
 from laecips_core.storage import bundle_loading, signing
 from launch_helpers import REPO_ROOT, ProcessGroup, random_domain_id, ros_env
 
-from laecips_core import files
+from laecips_core import files, transport
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +50,7 @@ def edge_venv() -> Path:
 
 
 def test_edge_node_runs_a_signed_onnx_bundle_without_torch(tmp_path: Path, router, edge_venv: Path):
-    endpoint, _ = router
+    endpoint, session = router
     private, public = signing.generate_keypair(tmp_path / "keys")
     bundle = add_onnx_graphs(make_bundle(tmp_path / "v3.safetensors", 3, None, seed=11))
     signing.write_signature(bundle, signing.sign_digest(private, files.sha256_file(bundle)))
@@ -101,6 +102,29 @@ def test_edge_node_runs_a_signed_onnx_bundle_without_torch(tmp_path: Path, route
                 np.testing.assert_allclose(result.class_fractions, fractions, atol=2e-3)
                 np.testing.assert_allclose(result.class_scores, scores, atol=1e-3)
                 assert max(result.class_scores) > 0.0
+            # Algorithm 2's update without torch: a signed v4 announced over Zenoh is fetched into the
+            # store, verified (its header only, no tensors decoded) and swapped in as ONNX graphs.
+            update = add_onnx_graphs(make_bundle(tmp_path / "v4.safetensors", 4, 7))
+            data = update.read_bytes()
+            announcement = transport.ModelAnnouncement(
+                version=4, sha256=files.sha256_bytes(data), uri="", signer="test", signature="",
+                model_name="tiny_fcn", num_classes=NUM_CLASSES, stamp=time.time(),
+            )  # fmt: skip
+            signed = transport.sign_announcement(announcement, "r1", private)
+            publication = transport.publish_model(session, "r1", 4, data, signed)
+            try:
+                stamp = BASE_STAMP + 10 * 10_000_000
+                for i in range(10, 70):  # frames until one comes from v4 (bounded)
+                    stamp = BASE_STAMP + i * 10_000_000
+                    pub.publish(image_msg(frame_rgb(i), stamp))
+                    assert wait_for(lambda s=stamp: peer.results_for(s), 60), edge.log()[-3000:]
+                    if peer.results_for(stamp)[0].model_version == 4:
+                        break
+                (result,) = peer.results_for(stamp)
+                assert result.model_version == 4, edge.log()[-3000:]
+                assert (mono8(result.labels) == 7).all()  # v4's f labels every pixel 7
+            finally:
+                publication.close()
             assert edge.alive() and "onnxruntime" in edge.log()
         finally:
             peer.close()

@@ -72,3 +72,16 @@ def test_fit_size_keeps_the_aspect_ratio_within_the_budget(height, width, budget
     assert abs(h / w - height / width) <= max(1 / w, 1 / h) * height / width + 1e-9 or min(h, w) == 1
     assert (h + 1) * (w + 1) > budget  # not needlessly small
     assert image_arrays.fit_size(height, width, height * width) == (height, width)
+
+
+def test_bilinear_taps_are_align_corners_false_sampling():
+    from laecips_core.image_arrays import bilinear_taps
+
+    low, high, frac = bilinear_taps(4, 8)  # upsampling x2: centres -0.25, 0.25, ... clipped to [0, 3]
+    np.testing.assert_array_equal(low, [0, 0, 0, 1, 1, 2, 2, 3])
+    np.testing.assert_array_equal(high, [1, 1, 1, 2, 2, 3, 3, 3])
+    np.testing.assert_allclose(frac, [0.0, 0.25, 0.75, 0.25, 0.75, 0.25, 0.75, 0.0])
+    low, high, frac = bilinear_taps(8, 4)  # downsampling x2: between pixel pairs
+    np.testing.assert_array_equal(low, [0, 2, 4, 6])
+    np.testing.assert_allclose(frac, 0.5)
+    assert frac.dtype == np.float32

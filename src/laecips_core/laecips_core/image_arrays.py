@@ -82,6 +82,19 @@ def _check_target(size: tuple[int, int]) -> tuple[int, int]:
     return height, width
 
 
+def bilinear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two-tap bilinear sampling of one axis, pixel centres aligned (align_corners=False).
+
+    Returns:
+        (low, high, frac): for each of the n_out outputs, the two input indices and the float32 weight
+        of the high one (output = in[low] + (in[high] - in[low]) * frac).
+    """
+    pos = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
+    low = np.floor(pos).astype(np.intp)
+    high = np.minimum(low + 1, n_in - 1)
+    return low, high, (pos - low).astype(np.float32)
+
+
 def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize (pixel centres aligned, like align_corners=False) of an RGB image.
 
@@ -97,14 +110,8 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if (height, width) == rgb.shape[:2]:
         return rgb.copy()
 
-    def axis(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pos = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
-        lo = np.floor(pos).astype(np.intp)
-        hi = np.minimum(lo + 1, n_in - 1)
-        return lo, hi, (pos - lo).astype(np.float32)
-
-    y0, y1, fy = axis(height, rgb.shape[0])
-    x0, x1, fx = axis(width, rgb.shape[1])
+    y0, y1, fy = bilinear_taps(rgb.shape[0], height)
+    x0, x1, fx = bilinear_taps(rgb.shape[1], width)
     src = rgb.astype(np.float32)
     top = src[y0] * (1 - fy)[:, None, None] + src[y1] * fy[:, None, None]
     out: np.ndarray = top[:, x0] * (1 - fx)[None, :, None] + top[:, x1] * fx[None, :, None]

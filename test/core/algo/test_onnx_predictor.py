@@ -53,7 +53,7 @@ def test_frames_of_different_sizes_and_bad_frames(models):
     assert [r.labels.shape for r in out] == [(40, 56), (72, 90)] and {r.version for r in out} == {7}
     assert lean.predict_batch([]) == []
     assert lean.warmup(48, 64) > 0
-    with pytest.raises(ImageError, match="uint8 RGB"):
+    with pytest.raises(ImageError, match=r"\(H, W, 3\) uint8"):
         lean.predict(np.zeros((40, 56, 3), np.float32))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from bag_helpers import raw_image
 from laecips_core.evaluation.pipeline import run_evaluation
 from laecips_core.evaluation.run_config import EvalConfig
 from laecips_core.storage import bags
@@ -87,9 +88,6 @@ def test_bag_without_labels_reports_cur_and_latency_but_no_miou(tmp_path):
 def test_foreign_bag_with_pretrain_task(tmp_path):
     """A bag not made by record-bag: other topics, bgr8, 7 classes, 50x38 frames, tasks by time."""
     ts = get_typestore(Stores.ROS2_KILTED)
-    Image = ts.types["sensor_msgs/msg/Image"]
-    Header = ts.types["std_msgs/msg/Header"]
-    Time = ts.types["builtin_interfaces/msg/Time"]
     rng = np.random.default_rng(5)
     h, w = 38, 50
     colours = rng.integers(0, 256, (7, 3))
@@ -104,26 +102,8 @@ def test_foreign_bag_with_pretrain_task(tmp_path):
                 labels[:, k * w // 4 :] = (task * 2 + k + i) % 7
             rgb = colours[labels].astype(np.uint8)
             stamp = 5 * 10**9 + i * 500_000_000
-            header = Header(stamp=Time(sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id="front")
-            bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-            img = Image(
-                header=header,
-                height=h,
-                width=w,
-                encoding="bgr8",
-                is_bigendian=0,
-                step=3 * w,
-                data=bgr.reshape(-1),
-            )
-            lab = Image(
-                header=header,
-                height=h,
-                width=w,
-                encoding="mono8",
-                is_bigendian=0,
-                step=w,
-                data=labels.reshape(-1),
-            )
+            img = raw_image(ts, stamp, rgb[:, :, ::-1], "bgr8")
+            lab = raw_image(ts, stamp, labels, "mono8")
             writer.write(cam, stamp, ts.serialize_cdr(img, "sensor_msgs/msg/Image"))
             writer.write(sem, stamp, ts.serialize_cdr(lab, "sensor_msgs/msg/Image"))
     cfg = _quick(

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from bag_helpers import raw_image
 from laecips_core.errors import BagError
 from laecips_core.storage import bags
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -64,7 +65,6 @@ def _foreign_bag(tmp_path, *, with_png: bool = False):
     """A bag 'recorded elsewhere': other topic names, bgr8 camera, mono16 labels, 7 classes, 37x29,
     label messages recorded BEFORE their image, one image without a label, no task or class topics."""
     ts = get_typestore(Stores.ROS2_KILTED)
-    Image = ts.types["sensor_msgs/msg/Image"]
     Compressed = ts.types["sensor_msgs/msg/CompressedImage"]
     Header = ts.types["std_msgs/msg/Header"]
     Time = ts.types["builtin_interfaces/msg/Time"]
@@ -83,15 +83,7 @@ def _foreign_bag(tmp_path, *, with_png: bool = False):
             labels = rng.integers(0, 7, (h, w)).astype(np.uint16)
             labels[0, 0] = 255  # ignore pixel survives
             if i != 4:
-                lab_msg = Image(
-                    header=header,
-                    height=h,
-                    width=w,
-                    encoding="mono16",
-                    is_bigendian=0,
-                    step=2 * w,
-                    data=np.frombuffer(labels.astype("<u2").tobytes(), np.uint8),
-                )
+                lab_msg = raw_image(ts, stamp, labels.astype("<u2"), "mono16")
                 writer.write(gt, stamp, ts.serialize_cdr(lab_msg, "sensor_msgs/msg/Image"))
             if with_png:
                 from PIL import Image as PilImage
@@ -102,16 +94,7 @@ def _foreign_bag(tmp_path, *, with_png: bool = False):
                     header=header, format="rgb8; png compressed", data=np.frombuffer(buf.getvalue(), np.uint8)
                 )
             else:
-                bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-                msg = Image(
-                    header=header,
-                    height=h,
-                    width=w,
-                    encoding="bgr8",
-                    is_bigendian=0,
-                    step=3 * w,
-                    data=bgr.reshape(-1),
-                )
+                msg = raw_image(ts, stamp, rgb[:, :, ::-1], "bgr8")
             writer.write(cam, stamp + 1_000_000, ts.serialize_cdr(msg, cam_type))
             truth.append((rgb, None if i == 4 else labels))
     return path, truth
@@ -144,9 +127,6 @@ def test_foreign_bag_bgr8_mono16_boundaries_and_missing_label(tmp_path, with_png
 
 def test_task_from_topic_uses_last_message_at_or_before_the_frame(tmp_path):
     ts = get_typestore(Stores.ROS2_KILTED)
-    Image = ts.types["sensor_msgs/msg/Image"]
-    Header = ts.types["std_msgs/msg/Header"]
-    Time = ts.types["builtin_interfaces/msg/Time"]
     Int32 = ts.types["std_msgs/msg/Int32"]
     path = tmp_path / "tasks"
     with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
@@ -156,16 +136,7 @@ def test_task_from_topic_uses_last_message_at_or_before_the_frame(tmp_path):
             writer.write(task, t, ts.serialize_cdr(Int32(data=value), "std_msgs/msg/Int32"))
         for i in range(5):
             stamp = 100 * (i + 1)
-            img = np.full((8, 8), i, np.uint8)
-            msg = Image(
-                header=Header(stamp=Time(sec=0, nanosec=stamp), frame_id=""),
-                height=8,
-                width=8,
-                encoding="mono8",
-                is_bigendian=0,
-                step=8,
-                data=img.reshape(-1),
-            )
+            msg = raw_image(ts, stamp, np.full((8, 8), i, np.uint8), "mono8", frame_id="")
             writer.write(cam, stamp, ts.serialize_cdr(msg, "sensor_msgs/msg/Image"))
     frames = list(bags.read_bag_frames(path, "/cam", task_topic="/phase"))
     # Frame at 100 ns precedes every task message: it takes the first one (7).

@@ -22,6 +22,7 @@ import numpy as np
 
 from laecips_core.algo.model_constants import IMAGENET_MEAN, IMAGENET_STD
 from laecips_core.errors import ConfigError, ImageError
+from laecips_core.image_arrays import bilinear_taps, check_rgb
 
 DEFAULT_STREAM_NORM_PRIOR = 16.0
 """N: the stored statistics weigh as N frames against the current one (0 = stored statistics only)."""
@@ -49,19 +50,15 @@ def check_prior(prior: float) -> float:
 
 
 def check_image(rgb: object) -> np.ndarray:
-    """The frame itself when it is an (H,W,3) uint8 RGB image of at least 8x8 pixels.
+    """The frame itself when it is an (H,W,3) uint8 RGB image (``check_rgb``) of at least 8x8 pixels.
 
     Raises:
         ImageError: anything else (the message says what was given).
     """
-    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        desc = f"{rgb.dtype} {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
-        raise ImageError(
-            f"the edge predictor needs (H,W,3) uint8 RGB, got {desc}; see imaging.ros_image_to_rgb"
-        )
-    if rgb.shape[0] < 8 or rgb.shape[1] < 8:
-        raise ImageError(f"image {rgb.shape[1]}x{rgb.shape[0]} is too small (at least 8x8 pixels)")
-    return rgb
+    frame = check_rgb(rgb, "the edge predictor's frame")  # type: ignore[arg-type]
+    if frame.shape[0] < 8 or frame.shape[1] < 8:
+        raise ImageError(f"image {frame.shape[1]}x{frame.shape[0]} is too small (at least 8x8 pixels)")
+    return frame
 
 
 @functools.cache
@@ -121,18 +118,11 @@ def _weights(n_in: int, n_out: int, mode: str) -> np.ndarray:
     return np.ascontiguousarray(matrix, dtype=np.float32)
 
 
-@functools.lru_cache(maxsize=64)
-def _taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Two-tap bilinear sampling (align_corners=False): low index, high index, weight of the high one."""
-    scale = n_in / n_out
-    src = np.maximum((np.arange(n_out, dtype=np.float64) + 0.5) * scale - 0.5, 0.0)
-    low = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
-    high = np.minimum(low + 1, n_in - 1)
-    return low, high, (src - low).astype(np.float32)
+_cached_taps = functools.lru_cache(maxsize=64)(bilinear_taps)
 
 
 def _bilinear_axis(x: np.ndarray, n_out: int, axis: int) -> np.ndarray:
-    low, high, frac = _taps(x.shape[axis], n_out)
+    low, high, frac = _cached_taps(x.shape[axis], n_out)
     shape = [1] * x.ndim
     shape[axis] = n_out
     frac_b = frac.reshape(shape)
